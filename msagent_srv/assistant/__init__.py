@@ -1,0 +1,1 @@
+"""Assistant server: OpenAI-compatible chat with emulated function calling, agents, knowledge."""

@@ -1,0 +1,74 @@
+"""Tool manager app factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from ..settings import Settings
+from ..store import Store
+from ..web.envelopes import render_legacy
+from ..web.middleware import error_middleware
+from . import openapi, routes
+from .keys import NODES, SETTINGS
+from .nodes import NodeManager
+from .runtime import Runtime, create_runtime
+
+log = logging.getLogger("msagent_srv.manager")
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
+    """The manager. `runtime` overrides the configured one (tests pass a shared Docker runtime)."""
+    app = web.Application(middlewares=[error_middleware(lambda _r: render_legacy)], client_max_size=4 << 20)
+    app[SETTINGS] = settings
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        store = Store.open(
+            settings.redis_url_value() or "redis://127.0.0.1:6379/0",
+            timeout=settings.redis_timeout,
+            port_range=(settings.node_port_base, settings.node_port_max),
+            port_bind_host=settings.node_bind_address,
+        )
+        node_runtime = runtime or await create_runtime(settings)
+        # One session for every call to nodes; connection reuse keeps the proxy overhead low.
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256, limit_per_host=64, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=settings.node_call_timeout + 5, sock_connect=5),
+        )
+        nodes = NodeManager(
+            store,
+            node_runtime,
+            session,
+            default_image=settings.node_image,
+            connect_host=settings.node_connect_host,
+            start_timeout=settings.node_start_timeout,
+            call_timeout=settings.node_call_timeout,
+            idle_timeout=settings.node_idle_timeout,
+            namespace=settings.namespace,
+        )
+        app[NODES] = nodes
+        try:
+            counts = await nodes.reconcile()
+            log.info("reconciled nodes", extra={"runtime": node_runtime.name, **counts})
+        except Exception as exc:  # Redis down at start: serve 503s until it is back
+            log.warning("reconciliation skipped: %s", exc)
+        monitor = asyncio.create_task(nodes.monitor(settings.monitor_interval), name="node monitor")
+        yield
+        monitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await monitor
+        await nodes.close()
+        await session.close()
+        if runtime is None:
+            await node_runtime.close()
+        await store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    routes.add_routes(app)
+    openapi.add_routes(app)
+    return app

@@ -1,0 +1,11 @@
+"""Typed keys of the manager app's state."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..settings import Settings
+from .nodes import NodeManager
+
+SETTINGS = web.AppKey("settings", Settings)
+NODES = web.AppKey("nodes", NodeManager)

@@ -1,0 +1,297 @@
+"""Node lifecycle: create, watch, remove and reconcile tool nodes. The registry in Redis is the truth;
+the runtime is brought in line with it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import time
+from typing import Any
+
+import aiohttp
+
+from ..store import Conflict, NotFound, Store, StoreError, ToolInstance, ToolStatus
+from .runtime import NodeSpec, Runtime, RuntimeError_
+
+log = logging.getLogger("msagent_srv.manager")
+
+LIVE = (ToolStatus.pending, ToolStatus.running)
+ENDED = (ToolStatus.exited, ToolStatus.failed)
+
+
+def config_digest(image: str, tool_cfg: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps([image, tool_cfg], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def port_owner(tenant_id: str, tool_name: str) -> str:
+    return f"{tenant_id}/{tool_name}"
+
+
+class NodeManager:
+    def __init__(
+        self,
+        store: Store,
+        runtime: Runtime,
+        session: aiohttp.ClientSession,
+        *,
+        default_image: str,
+        connect_host: str = "127.0.0.1",
+        start_timeout: float = 30.0,
+        call_timeout: float = 60.0,
+        idle_timeout: float = 0.0,
+        namespace: str = "default",
+    ) -> None:
+        self.namespace = namespace
+        self.store, self.runtime, self.session = store, runtime, session
+        self.default_image, self.connect_host = default_image, connect_host
+        self.start_timeout, self.call_timeout, self.idle_timeout = start_timeout, call_timeout, idle_timeout
+        self._launches: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    # -- creation -------------------------------------------------------------------------------------
+    async def create(
+        self, tenant_id: str, tool_name: str, tool_cfg: dict[str, Any], image: str | None
+    ) -> ToolInstance:
+        """Register the node as pending and launch it in the background; a live node is returned as is."""
+        image = image or self.default_image
+        record = ToolInstance(
+            tool_name=tool_name,
+            tenant_id=tenant_id,
+            image=image,
+            runtime=self.runtime.name,
+            config_digest=config_digest(image, tool_cfg),
+            node_token=secrets.token_urlsafe(24),
+        )
+        created, current = await self.store.tools.create(record, replace=ENDED)
+        if not created:
+            return current
+        try:
+            port = await self.store.ports.allocate(port_owner(tenant_id, tool_name))
+            record = await self.store.tools.transition(tenant_id, tool_name, port=port)
+        except StoreError as exc:
+            await self._mark_failed(tenant_id, tool_name, f"no port: {exc}")
+            raise
+        spec = NodeSpec(
+            tool_name, tenant_id, image, port, record.node_token, tool_cfg, self.call_timeout, self.namespace
+        )
+        self._spawn_launch(spec)
+        return record
+
+    def _spawn_launch(self, spec: NodeSpec, node_id: str | None = None) -> None:
+        key = (spec.tenant_id, spec.tool_name)
+        task = asyncio.create_task(self._launch(spec, node_id), name=f"launch {spec.unit_name}")
+        self._launches[key] = task
+        task.add_done_callback(
+            lambda t: self._launches.pop(key, None) if self._launches.get(key) is t else None
+        )
+
+    async def _launch(self, spec: NodeSpec, node_id: str | None) -> None:
+        tenant, tool = spec.tenant_id, spec.tool_name
+        try:
+            if node_id is None:
+                node_id = await self.runtime.start(spec)
+                await self.store.tools.transition(
+                    tenant, tool, allowed_from=[ToolStatus.pending], container_id=node_id
+                )
+            error = await self._wait_ready(spec, node_id)
+            if error is None:
+                await self.store.tools.transition(
+                    tenant, tool, allowed_from=[ToolStatus.pending], status=ToolStatus.running, error=None
+                )
+                log.info("node running", extra={"tool": tool, "tenant": tenant, "port": spec.port})
+            else:
+                await self._mark_failed(tenant, tool, error)
+                await self.runtime.stop(node_id)
+        except (NotFound, Conflict):
+            # Removed (or replaced) while starting: the remover owns the cleanup of the record;
+            # the container we just started is ours to stop.
+            if node_id:
+                await self.runtime.stop(node_id)
+        except RuntimeError_ as exc:
+            await self._mark_failed(tenant, tool, str(exc))
+        except asyncio.CancelledError:
+            if node_id:
+                await asyncio.shield(self.runtime.stop(node_id))
+            raise
+        except Exception as exc:  # keep the record truthful whatever went wrong
+            log.exception("launch failed", extra={"tool": tool, "tenant": tenant})
+            await self._mark_failed(tenant, tool, f"{exc.__class__.__name__}: {exc}")
+
+    async def _wait_ready(self, spec: NodeSpec, node_id: str) -> str | None:
+        """None once `/health` answers 200 over HTTP; else why the node never came up."""
+        url = f"http://{self.connect_host}:{spec.port}/health"
+        deadline = time.monotonic() + self.start_timeout
+        delay = 0.02
+        while time.monotonic() < deadline:
+            try:
+                async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
+                    if response.status == 200:
+                        return None
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+            state = await self.runtime.state(node_id)
+            if state is None or not state.running:
+                logs = await self.runtime.logs(node_id)
+                reason = state.reason if state else "node vanished"
+                return f"node exited during start-up ({reason}){': ' + logs[-500:] if logs else ''}"
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+        return f"node did not answer /health within {self.start_timeout:g}s"
+
+    async def _mark_failed(self, tenant_id: str, tool_name: str, error: str) -> None:
+        try:
+            await self.store.tools.transition(
+                tenant_id, tool_name, allowed_from=LIVE, status=ToolStatus.failed, error=error
+            )
+            log.warning("node failed", extra={"tool": tool_name, "tenant": tenant_id, "error": error})
+        except (NotFound, Conflict):
+            pass
+
+    # -- queries --------------------------------------------------------------------------------------
+    async def status(self, tenant_id: str, tool_name: str) -> ToolInstance:
+        """The record, after checking that a node marked running still runs."""
+        record = await self.store.tools.get(tenant_id, tool_name)
+        if record.status is ToolStatus.running:
+            record = await self._check_alive(record)
+        return record
+
+    async def _check_alive(self, record: ToolInstance) -> ToolInstance:
+        if not record.container_id:
+            return record
+        state = await self.runtime.state(record.container_id)
+        if state is not None and state.running:
+            return record
+        if state is None:
+            status, error = ToolStatus.exited, "node vanished"
+        elif state.exit_code in (0, 143):
+            status, error = ToolStatus.exited, f"node exited ({state.reason})"
+        else:
+            status, error = ToolStatus.failed, f"node died: {state.reason}, exit code {state.exit_code}"
+        try:
+            return await self.store.tools.transition(
+                record.tenant_id,
+                record.tool_name,
+                allowed_from=[ToolStatus.running],
+                status=status,
+                error=error,
+            )
+        except Conflict:
+            return await self.store.tools.get(record.tenant_id, record.tool_name)
+
+    async def list(self, tenant_id: str) -> list[ToolInstance]:
+        return await self.store.tools.list(tenant_id)
+
+    # -- removal --------------------------------------------------------------------------------------
+    async def remove(self, tenant_id: str, tool_name: str) -> ToolInstance:
+        """Delete the record first (so a launch in flight sees it gone), then the node and its port."""
+        record = await self.store.tools.delete(tenant_id, tool_name)
+        launch = self._launches.pop((tenant_id, tool_name), None)
+        if launch is not None:
+            launch.cancel()
+            await asyncio.gather(launch, return_exceptions=True)
+        if record.container_id:
+            await self.runtime.stop(record.container_id)
+        if record.port is not None:
+            await self.store.ports.release(record.port, port_owner(tenant_id, tool_name))
+        return record.model_copy(update={"status": ToolStatus.exited})
+
+    async def update(
+        self, tenant_id: str, tool_name: str, tool_cfg: dict[str, Any], image: str | None
+    ) -> ToolInstance:
+        try:
+            await self.remove(tenant_id, tool_name)
+        except NotFound:
+            pass
+        return await self.create(tenant_id, tool_name, tool_cfg, image)
+
+    # -- calls ----------------------------------------------------------------------------------------
+    async def running_node(self, tenant_id: str, tool_name: str) -> ToolInstance:
+        record = await self.store.tools.get(tenant_id, tool_name)
+        if record.status is not ToolStatus.running or record.port is None:
+            raise Conflict(f"tool {tool_name!r} is {record.status.value}, not running")
+        return record
+
+    def node_url(self, record: ToolInstance, path: str) -> str:
+        return f"http://{self.connect_host}:{record.port}{path}"
+
+    async def touch(self, record: ToolInstance) -> None:
+        """Record use for the idle timeout, at most once every few seconds a node."""
+        now = time.time()
+        if self.idle_timeout and now - record.last_used_at > min(5.0, self.idle_timeout / 4):
+            try:
+                await self.store.tools.transition(record.tenant_id, record.tool_name, last_used_at=now)
+            except (NotFound, Conflict):
+                pass
+
+    # -- reconciliation -------------------------------------------------------------------------------
+    async def reconcile(self) -> dict[str, int]:
+        """Bring Redis and the runtime in line after a (re)start: adopt nodes that run, mark vanished ones
+        exited, remove containers nobody owns. Returns counts for the log."""
+        counts = {"adopted": 0, "exited": 0, "orphans_removed": 0}
+        nodes = {(n.tenant_id, n.tool_name): n for n in await self.runtime.nodes(self.namespace)}
+        for record in await self.store.tools.all():
+            key = (record.tenant_id, record.tool_name)
+            node = nodes.pop(key, None)
+            if record.status not in LIVE:
+                if node is not None:
+                    await self.runtime.stop(node.node_id)
+                continue
+            if node is None or not node.running or node.node_id != record.container_id:
+                if node is not None:
+                    await self.runtime.stop(node.node_id)
+                if record.port is not None:
+                    await self.store.ports.release(record.port, port_owner(*key))
+                await self.store.tools.transition(
+                    *key, allowed_from=LIVE, status=ToolStatus.exited, error="node gone after manager restart"
+                )
+                counts["exited"] += 1
+                continue
+            counts["adopted"] += 1
+            if record.status is ToolStatus.pending and key not in self._launches:
+                spec = NodeSpec(
+                    record.tool_name,
+                    record.tenant_id,
+                    record.image,
+                    node.port,
+                    record.node_token,
+                    namespace=self.namespace,
+                )
+                self._spawn_launch(spec, node.node_id)
+        for node in nodes.values():  # labelled ours, but no record claims it
+            await self.runtime.stop(node.node_id)
+            counts["orphans_removed"] += 1
+        return counts
+
+    async def sweep(self) -> None:
+        """One liveness pass: notice dead nodes, remove idle ones."""
+        now = time.time()
+        for record in await self.store.tools.all():
+            if record.status is not ToolStatus.running:
+                continue
+            record = await self._check_alive(record)
+            if (
+                self.idle_timeout
+                and record.status is ToolStatus.running
+                and now - record.last_used_at > self.idle_timeout
+            ):
+                log.info("removing idle node", extra={"tool": record.tool_name, "tenant": record.tenant_id})
+                try:
+                    await self.remove(record.tenant_id, record.tool_name)
+                except NotFound:
+                    pass
+
+    async def monitor(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:  # a failed sweep must not end the monitor
+                log.warning("node sweep failed", exc_info=True)
+
+    async def close(self) -> None:
+        tasks = list(self._launches.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,108 @@
+"""The runtime interface: how a node is started, watched and stopped.
+
+Implemented by Docker (one container a node), local processes (no engine), and shaped so a Kubernetes
+runtime (one pod and one service a node, found again by labels) fits the same five calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+LABEL_MANAGED = "io.msagent.managed"
+LABEL_TOOL = "io.msagent.tool"
+LABEL_TENANT = "io.msagent.tenant"
+LABEL_PORT = "io.msagent.port"
+LABEL_NAMESPACE = "io.msagent.namespace"
+
+
+class RuntimeError_(Exception):
+    """The runtime could not do what was asked (message is safe to show)."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    tool_name: str
+    tenant_id: str
+    image: str
+    port: int
+    token: str
+    tool_cfg: dict[str, Any] = field(default_factory=dict)
+    call_timeout: float = 60.0
+    # Managers that share an engine but not a Redis keep apart by namespace.
+    namespace: str = "default"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            LABEL_MANAGED: "1",
+            LABEL_NAMESPACE: self.namespace,
+            LABEL_TOOL: self.tool_name,
+            LABEL_TENANT: self.tenant_id,
+            LABEL_PORT: str(self.port),
+        }
+
+    @property
+    def unit_name(self) -> str:
+        """A name unique per (tenant, tool) that is valid for containers, pods and services."""
+        digest = hashlib.sha256(f"{self.namespace}/{self.tenant_id}/{self.tool_name}".encode()).hexdigest()[
+            :8
+        ]
+        return f"msagent-node-{self.tool_name}-{self.tenant_id}-{digest}".lower().replace("_", "-")[:63]
+
+    def environment(self, port: int | None = None, host: str = "0.0.0.0") -> dict[str, str]:
+        import json
+
+        return {
+            "MSAGENT_TOOL_NAME": self.tool_name,
+            "MSAGENT_TENANT_ID": self.tenant_id,
+            "MSAGENT_NAMESPACE": self.namespace,
+            "MSAGENT_TOOL_CFG": json.dumps(self.tool_cfg),
+            "MSAGENT_NODE_TOKEN": self.token,
+            "MSAGENT_NODE_HOST": host,
+            "MSAGENT_NODE_PORT": str(port or self.port),
+            "MSAGENT_NODE_CALL_TIMEOUT": str(self.call_timeout),
+        }
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What the runtime knows of a node. `running` False with `exit_code` means it ended."""
+
+    running: bool
+    exit_code: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RuntimeNode:
+    """A node the runtime holds, as found by its labels (for reconciliation)."""
+
+    node_id: str
+    tool_name: str
+    tenant_id: str
+    port: int
+    running: bool
+    token: str = ""
+
+
+class Runtime(Protocol):
+    name: str
+
+    async def start(self, spec: NodeSpec) -> str:
+        """Start a node; returns its id (container id, pid, pod name). Raises RuntimeError_."""
+
+    async def stop(self, node_id: str) -> None:
+        """Stop and remove the node; a node that is already gone is not an error."""
+
+    async def state(self, node_id: str) -> NodeState | None:
+        """The node's state, or None when the runtime no longer knows it."""
+
+    async def logs(self, node_id: str, tail: int = 20) -> str:
+        """The last lines the node printed, to explain a failure."""
+
+    async def nodes(self, namespace: str) -> list[RuntimeNode]:
+        """Every node this runtime manages in `namespace`, for reconciliation after a restart."""
+
+    async def close(self) -> None: ...

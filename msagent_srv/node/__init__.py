@@ -1,0 +1,1 @@
+"""Tool node: hosts one tool over HTTP, inside its own container (or process)."""

@@ -1,0 +1,82 @@
+"""The tool node: an aiohttp app that hosts ONE tool (`/health`, `/tool_info`, `/execute_tool`)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import inspect
+import json
+import logging
+
+from aiohttp import web
+
+from ..tools import Tool, ToolError
+from ..web.bodies import read_model
+from ..web.envelopes import envelope, render_legacy
+from ..web.errors import ApiError
+from ..web.middleware import error_middleware
+from .schemas import NODE_TOKEN_HEADER, ExecuteRequest
+
+log = logging.getLogger("msagent_srv.node")
+
+TOOL = web.AppKey("tool", Tool)
+TOKEN = web.AppKey("token", str)
+CALL_TIMEOUT = web.AppKey("call_timeout", float)
+
+
+def _authorize(request: web.Request) -> None:
+    expected = request.app[TOKEN]
+    if expected and not hmac.compare_digest(request.headers.get(NODE_TOKEN_HEADER, ""), expected):
+        raise ApiError(401, "this node accepts calls from its manager only", code="invalid_node_token")
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "tool": request.app[TOOL].name})
+
+
+async def tool_info(request: web.Request) -> web.Response:
+    _authorize(request)
+    return envelope(request, request.app[TOOL].info())
+
+
+async def execute_tool(request: web.Request) -> web.Response:
+    _authorize(request)
+    body = await read_model(request, ExecuteRequest)
+    tool = request.app[TOOL]
+    timeout = request.app[CALL_TIMEOUT]
+    try:
+        if inspect.iscoroutinefunction(tool.call):
+            result = await asyncio.wait_for(tool.call(body.params or {}, **body.kwargs), timeout)
+        else:
+            result = await asyncio.wait_for(
+                asyncio.to_thread(tool.call, body.params or {}, **body.kwargs), timeout
+            )
+    except asyncio.TimeoutError:
+        raise ApiError(
+            504, f"tool {tool.name} did not finish within {timeout:g}s", code="tool_timeout"
+        ) from None
+    except ToolError as exc:
+        raise ApiError(400, f"tool {tool.name} failed: {exc}", code="tool_error") from None
+    except Exception as exc:
+        log.warning("tool %s raised %s", tool.name, exc.__class__.__name__, exc_info=True)
+        raise ApiError(
+            500, f"tool {tool.name} raised {exc.__class__.__name__}: {exc}", code="tool_crashed"
+        ) from None
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError):
+        result = str(result)
+    return envelope(request, result)
+
+
+def create_app(tool: Tool, *, token: str = "", call_timeout: float = 60.0) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware(lambda _request: render_legacy)], client_max_size=8 << 20
+    )
+    app[TOOL] = tool
+    app[TOKEN] = token
+    app[CALL_TIMEOUT] = call_timeout
+    app.router.add_get("/health", health)
+    app.router.add_get("/tool_info", tool_info)
+    app.router.add_post("/execute_tool", execute_tool)
+    return app

@@ -1,0 +1,95 @@
+"""One typed settings object for every service, read from the environment and CLI flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+# field name -> environment variable; CLI flags override both.
+ENVIRONMENT: dict[str, str] = {
+    "redis_url": "REDIS_URL",
+    "host": "MSAGENT_HOST",
+    "manager_port": "MSAGENT_MANAGER_PORT",
+    "assistant_port": "MSAGENT_ASSISTANT_PORT",
+    "data_dir": "MSAGENT_DATA_DIR",
+    "log_level": "MSAGENT_LOG_LEVEL",
+    "log_format": "MSAGENT_LOG_FORMAT",
+    "redis_timeout": "MSAGENT_REDIS_TIMEOUT",
+    "runtime": "MSAGENT_RUNTIME",
+    "namespace": "MSAGENT_NAMESPACE",
+    "node_image": "MSAGENT_NODE_IMAGE",
+    "node_port_base": "MSAGENT_NODE_PORT_BASE",
+    "node_port_max": "MSAGENT_NODE_PORT_MAX",
+    "node_bind_address": "MSAGENT_NODE_BIND_ADDRESS",
+    "node_connect_host": "MSAGENT_NODE_CONNECT_HOST",
+    "node_network": "MSAGENT_NODE_NETWORK",
+    "node_memory_mb": "MSAGENT_NODE_MEMORY_MB",
+    "node_cpus": "MSAGENT_NODE_CPUS",
+    "node_pids_limit": "MSAGENT_NODE_PIDS_LIMIT",
+    "node_tmpfs_mb": "MSAGENT_NODE_TMPFS_MB",
+    "node_user": "MSAGENT_NODE_USER",
+    "node_start_timeout": "MSAGENT_NODE_START_TIMEOUT",
+    "node_call_timeout": "MSAGENT_NODE_CALL_TIMEOUT",
+    "node_idle_timeout": "MSAGENT_NODE_IDLE_TIMEOUT",
+    "monitor_interval": "MSAGENT_MONITOR_INTERVAL",
+    "session_history_cap": "MSAGENT_SESSION_HISTORY_CAP",
+    "session_ttl": "MSAGENT_SESSION_TTL",
+}
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "msagent-srv"
+
+
+class Settings(BaseModel):
+    """Everything a service can be told. Durations are seconds, sizes are MiB."""
+
+    redis_url: SecretStr | None = Field(None, description="Redis URL; unset means an embedded Redis (`up`)")
+    host: str = Field("127.0.0.1", description="address the services listen on")
+    manager_port: int = Field(31511, ge=1, le=65535)
+    assistant_port: int = Field(31512, ge=1, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    redis_timeout: float = Field(3.0, gt=0, description="seconds before a Redis call fails with 503")
+
+    runtime: Literal["auto", "docker", "process"] = "auto"
+    namespace: str = Field(
+        "default",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$",
+        description="label that keeps managers sharing one engine apart",
+    )
+    node_image: str = "msagent-srv-node:latest"
+    node_port_base: int = Field(31513, ge=1024, le=65535)
+    node_port_max: int = Field(32512, ge=1024, le=65535)
+    node_bind_address: str = Field("127.0.0.1", description="host address node ports are published on")
+    node_connect_host: str = Field("127.0.0.1", description="host the manager dials to reach nodes")
+    node_network: str = Field("bridge", description="Docker network for node containers")
+    node_memory_mb: int = Field(512, ge=16)
+    node_cpus: float = Field(1.0, gt=0)
+    node_pids_limit: int = Field(128, ge=8)
+    node_tmpfs_mb: int = Field(64, ge=1)
+    node_user: str = Field("65534:65534", description="uid:gid node processes run as")
+    node_start_timeout: float = Field(30.0, gt=0)
+    node_call_timeout: float = Field(60.0, gt=0)
+    node_idle_timeout: float = Field(0.0, ge=0, description="remove nodes unused this long; 0 = never")
+    monitor_interval: float = Field(2.0, gt=0, description="seconds between node liveness sweeps")
+
+    session_history_cap: int = Field(200, ge=1)
+    session_ttl: int = Field(7 * 24 * 3600, ge=1)
+
+    @classmethod
+    def load(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Environment first, then explicit overrides (CLI flags); `None` overrides are ignored."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            field: environ[name] for field, name in ENVIRONMENT.items() if environ.get(name, "") != ""
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def redis_url_value(self) -> str | None:
+        return self.redis_url.get_secret_value() if self.redis_url else None

@@ -1,0 +1,15 @@
+"""Tools: the contract, the registry (entry points) and the built-in tools."""
+
+from .base import Tool, ToolError, ToolParameter, parameters_to_json_schema
+from .registry import UnknownTool, available_tools, load_tool, tool_class
+
+__all__ = [
+    "Tool",
+    "ToolError",
+    "ToolParameter",
+    "UnknownTool",
+    "available_tools",
+    "load_tool",
+    "parameters_to_json_schema",
+    "tool_class",
+]

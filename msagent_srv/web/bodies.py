@@ -1,0 +1,45 @@
+"""Parsing request bodies into pydantic models with errors that name the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from .errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    first = exc.errors()[0]
+    param = ".".join(str(p) for p in first.get("loc", ())) or None
+    message = f"invalid value for '{param}': {first.get('msg')}" if param else str(first.get("msg"))
+    return ApiError(400, message, param=param, code="invalid_value")
+
+
+async def read_json(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+async def read_model(request: web.Request, model: type[M], *, merge_query: bool = False) -> M:
+    """The JSON body as `model`; with `merge_query`, query parameters fill fields the body leaves out."""
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise ApiError(400, "request body must be a JSON object", code="invalid_json")
+    if merge_query:
+        data = {**request.query, **data}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None

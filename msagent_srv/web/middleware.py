@@ -1,0 +1,62 @@
+"""Request ids, access logs and the translation of every failure into a clean error envelope."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .envelopes import REQUEST_ID_HEADER
+from .errors import ApiError
+
+log = logging.getLogger("msagent_srv.http")
+
+Renderer = Callable[[web.Request, ApiError], web.Response]
+
+
+def _from_exception(exc: BaseException) -> ApiError | None:
+    if isinstance(exc, ApiError):
+        return exc
+    status = getattr(exc, "http_status", None)  # store errors name their own status
+    if isinstance(status, int):
+        return ApiError(status, str(exc), code=getattr(exc, "code", None))
+    if isinstance(exc, web.HTTPException) and exc.status >= 400:
+        return ApiError(exc.status, exc.reason, code=f"http_{exc.status}")
+    return None
+
+
+def error_middleware(
+    choose: Callable[[web.Request], Renderer],
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Every error leaves as the envelope `choose(request)` renders; unexpected ones as a 500 without a
+    traceback (logged here with one)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request["request_id"] = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            error = _from_exception(exc)
+            if error is None:
+                log.exception("unhandled error", extra={"request_id": request["request_id"]})
+                error = ApiError(500, "internal server error", code="internal_error")
+            response = choose(request)(request, error)
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request["request_id"]
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status,
+                extra={"request_id": request["request_id"], "ms": (time.perf_counter() - started) * 1e3},
+            )
+        return response
+
+    return middleware

@@ -1,0 +1,108 @@
+"""Shared fixtures: a real redis-server, a real Docker engine with the node image, our services as
+real processes. Nothing of ours is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiodocker
+import pytest
+import redis
+
+from msagent_srv.manager.runtime import DockerRuntime
+from msagent_srv.manager.runtime.base import LABEL_NAMESPACE
+from msagent_srv.node.image import build_from_host
+from msagent_srv.store import Store
+from msagent_srv.store.embedded import EmbeddedRedis
+
+from .helpers import ServiceProcess, free_port, manager_env
+
+NODE_TEST_IMAGE = "msagent-srv-node:test"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """A clean database for each test."""
+    url = redis_server.url
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[Store]:
+    store = Store.open(redis_url, port_range=(41000, 41999))
+    yield store
+    await store.close()
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """A Docker engine must answer; without one the run fails (MSAGENT_TESTS_WITHOUT_DOCKER=1 skips)."""
+    if asyncio.run(DockerRuntime.available()):
+        return
+    if os.environ.get("MSAGENT_TESTS_WITHOUT_DOCKER") == "1":
+        pytest.skip("no Docker engine and MSAGENT_TESTS_WITHOUT_DOCKER=1")
+    pytest.fail("no Docker engine answers: start dockerd (CI does) or set MSAGENT_TESTS_WITHOUT_DOCKER=1")
+
+
+@pytest.fixture(scope="session")
+def node_image(docker_engine: None) -> str:
+    """The node image, built from this checkout with the registry-free path CI uses."""
+    asyncio.run(build_from_host(NODE_TEST_IMAGE, progress=lambda _line: None))
+    return NODE_TEST_IMAGE
+
+
+async def _remove_namespace(namespace: str) -> None:
+    async with aiodocker.Docker() as docker:
+        for container in await docker.containers.list(
+            all=True, filters={"label": [f"{LABEL_NAMESPACE}={namespace}"]}
+        ):
+            await container.delete(force=True)
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A label unique to the test, and the removal of every container left under it."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    if asyncio.run(DockerRuntime.available()):
+        asyncio.run(_remove_namespace(name))
+
+
+@pytest.fixture
+def manager_factory(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[callable]:
+    started: list[ServiceProcess] = []
+
+    def start(**env: str) -> ServiceProcess:
+        port = free_port()
+        defaults = {"MSAGENT_NODE_IMAGE": NODE_TEST_IMAGE, "MSAGENT_DATA_DIR": str(tmp_path / "data")}
+        service = ServiceProcess(
+            ["manager", "--port", str(port)],
+            manager_env(redis_url, namespace, **{**defaults, **env}),
+            port,
+            tmp_path / f"manager-{len(started)}.log",
+        )
+        started.append(service)
+        return service.start()
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def manager(manager_factory, node_image: str) -> ServiceProcess:
+    return manager_factory(MSAGENT_RUNTIME="docker")

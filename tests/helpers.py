@@ -1,0 +1,98 @@
+"""Starting our services as real processes, and waiting on them, for the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from msagent_srv.store.embedded import free_port
+
+
+class ServiceProcess:
+    """`msagent-srv <command>` in a child process, on its own port, logging to a file."""
+
+    def __init__(self, command: list[str], env: dict[str, str], port: int, log_path: Path) -> None:
+        self.command, self.env, self.port, self.log_path = command, env, port, log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(
+        self, ready_path: str = "/health", timeout: float = 30.0, expect_ok: bool = True
+    ) -> ServiceProcess:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "msagent_srv.cli", *self.command],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.command[0]} exited early:\n{self.log()}")
+            try:
+                response = requests.get(self.url + ready_path, timeout=1)
+                if response.status_code == 200 or not expect_ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{self.command[0]} did not become ready:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")
+
+
+def manager_env(redis_url: str, namespace: str, **extra: str) -> dict[str, str]:
+    return {
+        "REDIS_URL": redis_url,
+        "MSAGENT_NAMESPACE": namespace,
+        "MSAGENT_LOG_LEVEL": "INFO",
+        "MSAGENT_MONITOR_INTERVAL": "0.5",
+        **extra,
+    }
+
+
+__all__ = ["ServiceProcess", "free_port", "manager_env", "wait_for"]

@@ -1,0 +1,383 @@
+"""The tool manager with real Docker nodes, driven over HTTP with `requests` as users do."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import signal
+
+import aiodocker
+import pytest
+import requests
+
+from .helpers import ServiceProcess, wait_for
+
+RENEW = "已完成ECS实例ID为123的续费,续费时长mon月"
+
+
+def post(manager: ServiceProcess, path: str, **body: object) -> requests.Response:
+    return requests.post(manager.url + path, json=body, timeout=60)
+
+
+def status_of(manager: ServiceProcess, tool: str, tenant: str = "default") -> str:
+    reply = post(manager, "/check_tool_service_status", tool_name=tool, tenant_id=tenant)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["output"]["status"]
+
+
+def create_running(
+    manager: ServiceProcess, tool: str, tenant: str = "default", cfg: dict | None = None
+) -> None:
+    reply = post(manager, "/create_tool_service", tool_name=tool, tenant_id=tenant, tool_cfg=cfg or {})
+    assert reply.status_code == 200, reply.text
+    wait_for(lambda: status_of(manager, tool, tenant) in ("running", "failed"), 60, what=f"{tool} to start")
+    assert status_of(manager, tool, tenant) == "running", manager.log()
+
+
+def inspect(container_id: str) -> dict:
+    async def show() -> dict:
+        async with aiodocker.Docker() as docker:
+            return await docker.containers.container(container_id).show()
+
+    return asyncio.run(show())
+
+
+def record_of(redis_url: str, tenant: str, tool: str) -> dict:
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        return json.loads(client.hget(f"msagent:tenant:{tenant}:tools", tool))
+    finally:
+        client.close()
+
+
+def test_full_lifecycle_for_two_tenants(manager: ServiceProcess) -> None:
+    first = post(manager, "/create_tool_service", tool_name="RenewInstance", tenant_id="alice")
+    assert first.status_code == 200
+    body = first.json()
+    assert body["request_id"] and body["output"] == {
+        "tool_node_name": "RenewInstance_alice",
+        "status": "pending",
+    }
+    post(manager, "/create_tool_service", tool_name="RenewInstance", tenant_id="bob")
+    wait_for(lambda: status_of(manager, "RenewInstance", "alice") == "running", 60, what="alice's node")
+    wait_for(lambda: status_of(manager, "RenewInstance", "bob") == "running", 60, what="bob's node")
+
+    listing = requests.get(manager.url + "/tools", params={"tenant_id": "alice"}, timeout=10).json()
+    assert listing["output"] == {"tools": {"RenewInstance_alice": "running"}}
+
+    info = post(manager, "/tool_info", tool_name="RenewInstance", tenant_id="alice").json()["output"]
+    assert info["name"] == "RenewInstance" and {p["name"] for p in info["parameters"]} == {
+        "instance_id",
+        "period",
+    }
+
+    params = json.dumps({"instance_id": 123, "period": "mon"})
+    result = post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id="alice", params=params)
+    assert result.status_code == 200 and result.json()["output"] == RENEW
+    as_dict = post(
+        manager,
+        "/execute_tool",
+        tool_name="RenewInstance",
+        tenant_id="bob",
+        params={"instance_id": 7, "period": "3"},
+    )
+    assert as_dict.json()["output"] == "已完成ECS实例ID为7的续费,续费时长3月"
+
+    # creating a running tool again is idempotent
+    again = post(manager, "/create_tool_service", tool_name="RenewInstance", tenant_id="alice").json()
+    assert again["output"]["status"] == "running"
+
+    updated = post(
+        manager, "/update_tool_service", tool_name="RenewInstance", tenant_id="alice", tool_cfg={"x": 1}
+    )
+    assert updated.json()["output"]["status"] == "pending"
+    wait_for(lambda: status_of(manager, "RenewInstance", "alice") == "running", 60, what="updated node")
+    assert (
+        post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id="alice", params=params).json()[
+            "output"
+        ]
+        == RENEW
+    )
+
+    removed = post(manager, "/remove_tool", tool_name="RenewInstance", tenant_id="alice").json()
+    assert removed["output"]["status"] == "exited"
+    gone = post(manager, "/check_tool_service_status", tool_name="RenewInstance", tenant_id="alice")
+    assert gone.status_code == 404 and "not found" in gone.json()["message"]
+    # bob's node is untouched
+    assert (
+        post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id="bob", params=params).json()[
+            "output"
+        ]
+        == RENEW
+    )
+
+
+def test_legacy_query_parameters(manager: ServiceProcess) -> None:
+    post(manager, "/create_tool_service", tool_name="calculator", tenant_id="legacy")
+    wait_for(
+        lambda: (
+            requests.post(
+                manager.url + "/check_tool_service_status",
+                params={"tool_name": "calculator", "tenant_id": "legacy"},
+                timeout=10,
+            ).json()["output"]["status"]
+            == "running"
+        ),
+        60,
+        what="calculator",
+    )
+    removed = requests.post(
+        manager.url + "/remove_tool", params={"tool_name": "calculator", "tenant_id": "legacy"}, timeout=30
+    )
+    assert removed.status_code == 200 and removed.json()["output"]["status"] == "exited"
+
+
+def test_twenty_concurrent_creations_get_distinct_ports_and_all_run(
+    manager: ServiceProcess, redis_url: str
+) -> None:
+    tenants = [f"tenant{i}" for i in range(20)]
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        replies = list(
+            pool.map(
+                lambda t: post(manager, "/create_tool_service", tool_name="calculator", tenant_id=t), tenants
+            )
+        )
+    assert all(r.status_code == 200 for r in replies)
+    wait_for(
+        lambda: all(status_of(manager, "calculator", t) in ("running", "failed") for t in tenants),
+        120,
+        interval=0.5,
+        what="20 nodes",
+    )
+    assert [status_of(manager, "calculator", t) for t in tenants] == ["running"] * 20, manager.log()
+    ports = [record_of(redis_url, t, "calculator")["port"] for t in tenants]
+    assert len(set(ports)) == 20
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        results = list(
+            pool.map(
+                lambda t: post(
+                    manager,
+                    "/execute_tool",
+                    tool_name="calculator",
+                    tenant_id=t,
+                    params={"expression": "6*7"},
+                ).json()["output"],
+                tenants,
+            )
+        )
+    assert results == ["42"] * 20
+
+
+def test_containers_are_hardened(manager: ServiceProcess, redis_url: str) -> None:
+    create_running(manager, "calculator")
+    record = record_of(redis_url, "default", "calculator")
+    info = inspect(record["container_id"])
+    host = info["HostConfig"]
+    assert host["Init"] is True
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["Memory"] == 512 * 1024 * 1024 and host["PidsLimit"] == 128 and host["NanoCpus"] == 10**9
+    assert "/tmp" in host["Tmpfs"]
+    assert info["Config"]["User"] == "65534:65534"
+    assert host["PortBindings"]["8000/tcp"][0]["HostIp"] == "127.0.0.1"
+    labels = info["Config"]["Labels"]
+    assert labels["io.msagent.tool"] == "calculator" and labels["io.msagent.port"] == str(record["port"])
+    # the node refuses callers that are not its manager
+    direct = requests.post(
+        f"http://127.0.0.1:{record['port']}/execute_tool", json={"params": {"expression": "1"}}, timeout=10
+    )
+    assert direct.status_code == 401
+
+
+def test_killed_container_is_detected_and_can_be_recreated(manager: ServiceProcess, redis_url: str) -> None:
+    create_running(manager, "RenewInstance", "k")
+    container_id = record_of(redis_url, "k", "RenewInstance")["container_id"]
+
+    async def kill() -> None:
+        async with aiodocker.Docker() as docker:
+            await docker.containers.container(container_id).kill()
+
+    asyncio.run(kill())
+    # the monitor notices without anyone asking for the status
+    wait_for(
+        lambda: record_of(redis_url, "k", "RenewInstance")["status"] in ("failed", "exited"),
+        30,
+        what="the monitor to notice the dead node",
+    )
+    call = post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id="k", params="{}")
+    assert call.status_code == 409 and "not running" in call.json()["message"]
+    create_running(manager, "RenewInstance", "k")
+    params = {"instance_id": 123, "period": "mon"}
+    assert (
+        post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id="k", params=params).json()[
+            "output"
+        ]
+        == RENEW
+    )
+
+
+def test_restarted_manager_adopts_running_nodes(manager_factory, node_image: str, redis_url: str) -> None:
+    first = manager_factory(MSAGENT_RUNTIME="docker")
+    create_running(first, "RenewInstance", "adopt")
+    container_id = record_of(redis_url, "adopt", "RenewInstance")["container_id"]
+    assert first.stop(signal.SIGTERM) == 0
+    second = manager_factory(MSAGENT_RUNTIME="docker")
+    assert status_of(second, "RenewInstance", "adopt") == "running"
+    assert record_of(redis_url, "adopt", "RenewInstance")["container_id"] == container_id
+    params = {"instance_id": 123, "period": "mon"}
+    assert (
+        post(second, "/execute_tool", tool_name="RenewInstance", tenant_id="adopt", params=params).json()[
+            "output"
+        ]
+        == RENEW
+    )
+
+
+def test_node_that_cannot_start_fails_with_the_reason(manager: ServiceProcess) -> None:
+    post(manager, "/create_tool_service", tool_name="no_such_tool", tenant_id="f")
+    wait_for(lambda: status_of(manager, "no_such_tool", "f") == "failed", 60, what="the node to fail")
+    reply = post(manager, "/check_tool_service_status", tool_name="no_such_tool", tenant_id="f").json()
+    assert "unknown tool 'no_such_tool'" in reply["output"]["error"]
+    missing_image = post(
+        manager,
+        "/create_tool_service",
+        tool_name="calculator",
+        tenant_id="f",
+        tool_image="msagent-srv-node:does-not-exist",
+    )
+    assert missing_image.status_code == 200
+    wait_for(lambda: status_of(manager, "calculator", "f") == "failed", 60, what="missing image to fail")
+
+
+def test_memory_bomb_kills_only_its_own_node(manager: ServiceProcess, redis_url: str) -> None:
+    create_running(manager, "calculator", "neighbour")
+    # no per-child rlimit: the container's memory limit is what stops the bomb
+    create_running(manager, "code_interpreter", "bomber", cfg={"memory_limit_mb": 0, "timeout": 30})
+    bomb = "x = []\nwhile True:\n    x.append(bytearray(50 * 1024 * 1024))"
+    reply = post(
+        manager, "/execute_tool", tool_name="code_interpreter", tenant_id="bomber", params={"code": bomb}
+    )
+    if reply.status_code == 200:  # the kernel killed the child process: its exit says so
+        assert reply.json()["output"]["exit_code"] != 0
+    else:  # or it killed the node itself
+        assert reply.status_code >= 500
+    neighbour = post(
+        manager,
+        "/execute_tool",
+        tool_name="calculator",
+        tenant_id="neighbour",
+        params={"expression": "2**10"},
+    )
+    assert neighbour.json()["output"] == "1024"
+
+
+def test_code_interpreter_runs_code_in_its_container(manager: ServiceProcess) -> None:
+    create_running(manager, "code_interpreter")
+    code = "import os\nprint('hello from', os.getuid())\nsum(range(10))"
+    output = post(manager, "/execute_tool", tool_name="code_interpreter", params={"code": code}).json()[
+        "output"
+    ]
+    assert output["stdout"] == "hello from 65534\n" and output["result"] == "45" and output["exit_code"] == 0
+    write = post(
+        manager, "/execute_tool", tool_name="code_interpreter", params={"code": "open('/etc/evil', 'w')"}
+    ).json()["output"]
+    assert "Read-only file system" in write["stderr"] or "Permission denied" in write["stderr"]
+
+
+def test_tenants_cannot_see_or_call_each_others_tools(manager: ServiceProcess) -> None:
+    create_running(manager, "calculator", "tenant-a")
+    listing = requests.get(manager.url + "/tools", params={"tenant_id": "tenant-b"}, timeout=10).json()
+    assert listing["output"] == {"tools": {}}
+    call = post(
+        manager, "/execute_tool", tool_name="calculator", tenant_id="tenant-b", params={"expression": "1"}
+    )
+    assert call.status_code == 404
+    removal = post(manager, "/remove_tool", tool_name="calculator", tenant_id="tenant-b")
+    assert removal.status_code == 404
+    assert status_of(manager, "calculator", "tenant-a") == "running"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "fragment"),
+    [
+        ("/create_tool_service", {"tool_name": "../etc", "tenant_id": "x"}, 400, "tool_name"),
+        ("/create_tool_service", {"tool_name": "calculator", "tenant_id": "a b"}, 400, "tenant_id"),
+        ("/create_tool_service", {"tenant_id": "x"}, 400, "tool_name"),
+        ("/create_tool_service", {"tool_name": "calculator", "tool_cfg": "nope"}, 400, "tool_cfg"),
+        ("/execute_tool", {"tool_name": "calculator", "tenant_id": "nobody"}, 404, "not found"),
+        ("/tool_info", {"tool_name": "calculator", "tenant_id": "nobody"}, 404, "not found"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(
+    manager: ServiceProcess, path: str, body: dict, status: int, fragment: str
+) -> None:
+    reply = post(manager, path, **body)
+    assert reply.status_code == status
+    envelope = reply.json()
+    assert set(envelope) == {"request_id", "message", "output"} and envelope["output"] is None
+    assert fragment in envelope["message"]
+
+
+def test_malformed_json_is_a_400(manager: ServiceProcess) -> None:
+    reply = requests.post(
+        manager.url + "/create_tool_service",
+        data=b"{not json",
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
+    assert reply.status_code == 400 and "not valid JSON" in reply.json()["message"]
+
+
+def test_tool_errors_come_back_naming_the_tool(manager: ServiceProcess) -> None:
+    create_running(manager, "calculator")
+    reply = post(manager, "/execute_tool", tool_name="calculator", params={"expression": "1/0"})
+    assert reply.status_code == 400
+    assert "calculator" in reply.json()["message"] and "division by zero" in reply.json()["message"]
+    missing = post(manager, "/execute_tool", tool_name="calculator", params="{}")
+    assert missing.status_code == 400 and "expression" in missing.json()["message"]
+
+
+def test_openapi_document_and_docs_page(manager: ServiceProcess) -> None:
+    document = requests.get(manager.url + "/openapi.json", timeout=10).json()
+    assert document["openapi"].startswith("3.")
+    for path in (
+        "/create_tool_service",
+        "/check_tool_service_status",
+        "/remove_tool",
+        "/tools",
+        "/tool_info",
+        "/execute_tool",
+        "/update_tool_service",
+    ):
+        assert path in document["paths"]
+    create = document["paths"]["/create_tool_service"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
+    schema = document["components"]["schemas"][create["$ref"].rsplit("/", 1)[1]]
+    assert {"tool_name", "tenant_id", "tool_cfg", "tool_image"} <= set(schema["properties"])
+    page = requests.get(manager.url + "/docs", timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+    assert "/execute_tool" in page.text
+
+
+def test_process_runtime_without_docker(manager_factory) -> None:
+    manager = manager_factory(MSAGENT_RUNTIME="process")
+    assert requests.get(manager.url + "/health", timeout=10).json()["runtime"] == "process"
+    create_running(manager, "RenewInstance", "laptop")
+    params = {"instance_id": 123, "period": "mon"}
+    assert (
+        post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id="laptop", params=params).json()[
+            "output"
+        ]
+        == RENEW
+    )
+    assert (
+        post(manager, "/remove_tool", tool_name="RenewInstance", tenant_id="laptop").json()["output"][
+            "status"
+        ]
+        == "exited"
+    )

@@ -1,0 +1,136 @@
+"""Service plumbing: health, request ids, Redis outages as 503, `msagent-srv up`, settings, logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+
+import pytest
+import requests
+
+from msagent_srv.logs import JsonFormatter
+from msagent_srv.settings import Settings
+
+from .helpers import ServiceProcess, free_port, wait_for
+
+
+def test_services_answer_503_when_redis_is_down(tmp_path) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    env = {
+        "REDIS_URL": dead,
+        "MSAGENT_REDIS_TIMEOUT": "1",
+        "MSAGENT_RUNTIME": "process",
+        "MSAGENT_DATA_DIR": str(tmp_path),
+    }
+    manager = ServiceProcess(["manager", "--port", str(free_port())], env, 0, tmp_path / "m.log")
+    manager.port = int(manager.command[2])
+    manager.start(expect_ok=False)
+    assistant = ServiceProcess(["assistant", "--port", str(free_port())], env, 0, tmp_path / "a.log")
+    assistant.port = int(assistant.command[2])
+    assistant.start(expect_ok=False)
+    try:
+        listing = requests.get(manager.url + "/tools", timeout=10)
+        assert listing.status_code == 503
+        assert "state store unavailable" in listing.json()["message"] and listing.json()["request_id"]
+        create = requests.post(
+            manager.url + "/create_tool_service", json={"tool_name": "calculator"}, timeout=10
+        )
+        assert create.status_code == 503
+        assert requests.get(manager.url + "/health", timeout=10).status_code == 503
+        assert requests.get(assistant.url + "/health", timeout=10).status_code == 503
+        assert "Traceback" not in manager.log()
+    finally:
+        manager.stop()
+        assistant.stop()
+
+
+def test_request_id_is_echoed_or_made(tmp_path, redis_url: str) -> None:
+    port = free_port()
+    manager = ServiceProcess(
+        ["manager", "--port", str(port)],
+        {"REDIS_URL": redis_url, "MSAGENT_RUNTIME": "process", "MSAGENT_DATA_DIR": str(tmp_path)},
+        port,
+        tmp_path / "m.log",
+    ).start()
+    try:
+        mine = requests.get(manager.url + "/tools", headers={"X-Request-ID": "abc-123"}, timeout=10)
+        assert mine.headers["X-Request-ID"] == "abc-123" and mine.json()["request_id"] == "abc-123"
+        made = requests.get(manager.url + "/tools", timeout=10)
+        assert (
+            len(made.json()["request_id"]) == 32 and made.headers["X-Request-ID"] == made.json()["request_id"]
+        )
+    finally:
+        manager.stop()
+
+
+def test_up_runs_the_stack_with_an_embedded_redis_and_stops_it(tmp_path) -> None:
+    manager_port, assistant_port = free_port(), free_port()
+    up = ServiceProcess(
+        ["up", "--manager-port", str(manager_port), "--assistant-port", str(assistant_port)],
+        {
+            "REDIS_URL": "",
+            "MSAGENT_DATA_DIR": str(tmp_path / "data"),
+            "MSAGENT_RUNTIME": "process",
+            "MSAGENT_NODE_PORT_BASE": "42100",
+            "MSAGENT_NODE_PORT_MAX": "42199",
+        },
+        manager_port,
+        tmp_path / "up.log",
+    ).start()
+    try:
+        assert requests.get(f"http://127.0.0.1:{assistant_port}/health", timeout=10).status_code == 200
+        reply = requests.post(up.url + "/create_tool_service", json={"tool_name": "calculator"}, timeout=10)
+        assert reply.status_code == 200
+        wait_for(
+            lambda: (
+                requests.post(
+                    up.url + "/check_tool_service_status", json={"tool_name": "calculator"}, timeout=10
+                ).json()["output"]["status"]
+                == "running"
+            ),
+            30,
+            what="node",
+        )
+        assert "msagent-srv is up" in up.log() and "embedded" in up.log()
+        assert (tmp_path / "data" / "redis" / "appendonlydir").exists() or any(
+            (tmp_path / "data" / "redis").iterdir()
+        )
+        redis_port = _embedded_redis_port(tmp_path / "data" / "redis")
+    finally:
+        code = up.stop(signal.SIGINT)
+    assert code == 0, up.log()
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", redis_port), timeout=1):
+        pass
+
+
+def _embedded_redis_port(data_dir) -> int:
+    log = (data_dir / "redis.log").read_text()
+    marker = "Running mode=standalone, port="
+    return int(log.split(marker, 1)[1].split(".", 1)[0])
+
+
+def test_settings_from_environment_and_flags() -> None:
+    settings = Settings.load(
+        {"REDIS_URL": "redis://h:1/2", "MSAGENT_MANAGER_PORT": "4000", "MSAGENT_NODE_MEMORY_MB": "256"},
+        manager_port=5000,
+        host=None,
+    )
+    assert settings.redis_url_value() == "redis://h:1/2"
+    assert settings.manager_port == 5000 and settings.node_memory_mb == 256 and settings.host == "127.0.0.1"
+    assert "redis://h:1/2" not in repr(settings)  # the URL may carry a password
+    with pytest.raises(ValueError, match="manager_port"):
+        Settings.load({"MSAGENT_MANAGER_PORT": "not a port"})
+
+
+def test_logs_are_json_and_never_carry_secrets() -> None:
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "calling upstream with Bearer sk-secret123456", (), None
+    )
+    record.headers = {"Authorization": "Bearer sk-abc", "Accept": "json"}
+    record.api_key = "sk-zzzzzzzzzz"
+    line = JsonFormatter().format(record)
+    entry = json.loads(line)
+    assert "sk-secret123456" not in line and "sk-abc" not in line and "sk-zzzzzzzzzz" not in line
+    assert entry["headers"]["Accept"] == "json" and entry["level"] == "info"

@@ -1,0 +1,83 @@
+"""Built-in tools, the tool contract and the entry-point registry, in-process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from msagent_srv.tools import ToolError, UnknownTool, available_tools, load_tool, parameters_to_json_schema
+
+
+def test_builtins_are_found_through_entry_points() -> None:
+    assert {"RenewInstance", "code_interpreter", "calculator", "amap_weather"} <= set(available_tools())
+    with pytest.raises(UnknownTool, match="unknown tool 'nope'"):
+        load_tool("nope")
+
+
+def test_renew_instance_accepts_json_string_or_dict() -> None:
+    tool = load_tool("RenewInstance")
+    assert tool.call('{"instance_id": 123, "period": "mon"}') == "已完成ECS实例ID为123的续费,续费时长mon月"
+    assert tool.call({"instance_id": 9, "period": 2}) == "已完成ECS实例ID为9的续费,续费时长2月"
+    with pytest.raises(ToolError, match="period"):
+        tool.call('{"instance_id": 1}')
+    with pytest.raises(ToolError, match="not valid JSON"):
+        tool.call("{oops")
+
+
+def test_legacy_parameters_become_json_schema() -> None:
+    schema = load_tool("RenewInstance").json_schema()
+    assert schema == {
+        "type": "object",
+        "properties": {
+            "instance_id": {"type": "string", "description": "ECS实例ID"},
+            "period": {"type": "string", "description": "续费时长以月为单位"},
+        },
+        "required": ["instance_id", "period"],
+    }
+    already = {"type": "object", "properties": {}}
+    assert parameters_to_json_schema(already) is already
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        ("(3 + 4) * 2", "14"),
+        ("2^10", "1024"),
+        ("sqrt(16) / 8", "0.5"),
+        ("round(pi, 3)", "3.142"),
+        ("-5 % 3", "1"),
+    ],
+)
+def test_calculator(expression: str, value: str) -> None:
+    assert load_tool("calculator").call({"expression": expression}) == value
+
+
+@pytest.mark.parametrize(
+    "expression", ["__import__('os')", "().__class__", "9**99999999", "1/0", "open('x')"]
+)
+def test_calculator_refuses_what_is_not_arithmetic(expression: str) -> None:
+    with pytest.raises(ToolError):
+        load_tool("calculator").call({"expression": expression})
+
+
+def test_code_interpreter_output_result_and_errors() -> None:
+    tool = load_tool("code_interpreter", {"timeout": 2})
+    out = asyncio.run(tool.call({"code": "print('hi')\n6 * 7"}))
+    assert out == {"stdout": "hi\n", "stderr": "", "result": "42", "exit_code": 0, "timed_out": False}
+    err = asyncio.run(tool.call({"code": "raise ValueError('bad')"}))
+    assert err["exit_code"] == 1 and "ValueError: bad" in err["stderr"]
+    slow = asyncio.run(tool.call({"code": "import time\ntime.sleep(10)"}))
+    assert slow["timed_out"] and "TimeoutError" in slow["stderr"]
+
+
+def test_code_interpreter_memory_limit_stops_a_bomb() -> None:
+    tool = load_tool("code_interpreter", {"timeout": 10, "memory_limit_mb": 256})
+    out = asyncio.run(tool.call({"code": "x = bytearray(1024 * 1024 * 1024)"}))
+    assert out["exit_code"] != 0 and "MemoryError" in out["stderr"]
+
+
+def test_amap_weather_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AMAP_TOKEN", raising=False)
+    with pytest.raises(ToolError, match="AMAP_TOKEN"):
+        asyncio.run(load_tool("amap_weather").call({"location": "杭州"}))
