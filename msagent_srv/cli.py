@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     assistant = commands.add_parser("assistant", help="run the assistant server (port 31512)")
     _common(assistant)
     assistant.add_argument("--port", type=int, dest="assistant_port", help="default 31512")
+    assistant.add_argument(
+        "--model-server", choices=["dashscope", "openai", "ollama"], help="env MODEL_SERVER"
+    )
+    assistant.add_argument("--default-model", help="model for requests that name none")
 
     up = commands.add_parser("up", help="run the whole stack; starts an embedded Redis when none answers")
     _common(up)

@@ -37,6 +37,17 @@ ENVIRONMENT: dict[str, str] = {
     "monitor_interval": "MSAGENT_MONITOR_INTERVAL",
     "session_history_cap": "MSAGENT_SESSION_HISTORY_CAP",
     "session_ttl": "MSAGENT_SESSION_TTL",
+    "model_server": "MODEL_SERVER",
+    "default_model": "MSAGENT_DEFAULT_MODEL",
+    "model_routes": "MSAGENT_MODEL_ROUTES",
+    "function_calling": "MSAGENT_FUNCTION_CALLING",
+    "upstream_timeout": "MSAGENT_UPSTREAM_TIMEOUT",
+    "legacy_transcript_content": "MSAGENT_LEGACY_TRANSCRIPT_CONTENT",
+    "dashscope_api_key": "DASHSCOPE_API_KEY",
+    "dashscope_base_url": "DASHSCOPE_HTTP_BASE_URL",
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "ollama_host": "OLLAMA_HOST",
 }
 
 
@@ -78,6 +89,26 @@ class Settings(BaseModel):
     node_idle_timeout: float = Field(0.0, ge=0, description="remove nodes unused this long; 0 = never")
     monitor_interval: float = Field(2.0, gt=0, description="seconds between node liveness sweeps")
 
+    # assistant: model backends
+    model_server: Literal["dashscope", "openai", "ollama", "local"] = Field(
+        "dashscope", description="backend for models no route names"
+    )
+    default_model: str = Field("", description="model used when a request names none")
+    model_routes: str = Field(
+        "", description="model=backend pairs, comma separated, e.g. 'qwen-max=dashscope'"
+    )
+    function_calling: str = Field(
+        "emulated",
+        description="emulated|native|auto for all backends, or backend=mode pairs, comma separated",
+    )
+    upstream_timeout: float = Field(120.0, gt=0)
+    legacy_transcript_content: bool = Field(False, description="put the raw ReAct transcript in `content`")
+    dashscope_api_key: SecretStr | None = None
+    dashscope_base_url: str = "https://dashscope.aliyuncs.com/api/v1"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    ollama_host: str = "http://127.0.0.1:11434"
+
     session_history_cap: int = Field(200, ge=1)
     session_ttl: int = Field(7 * 24 * 3600, ge=1)
 
@@ -91,5 +122,22 @@ class Settings(BaseModel):
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def routes(self) -> dict[str, str]:
+        return _pairs(self.model_routes)
+
+    def function_calling_mode(self, backend: str) -> str:
+        if "=" not in self.function_calling:
+            return self.function_calling.strip() or "emulated"
+        return _pairs(self.function_calling).get(backend, "emulated")
+
     def redis_url_value(self) -> str | None:
         return self.redis_url.get_secret_value() if self.redis_url else None
+
+
+def _pairs(text: str) -> dict[str, str]:
+    pairs = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            pairs[key.strip()] = value.strip()
+    return pairs

@@ -20,6 +20,7 @@ from msagent_srv.store import Store
 from msagent_srv.store.embedded import EmbeddedRedis
 
 from .helpers import ServiceProcess, free_port, manager_env
+from .upstreams import ScriptedUpstream
 
 NODE_TEST_IMAGE = "msagent-srv-node:test"
 
@@ -106,3 +107,51 @@ def manager_factory(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[
 @pytest.fixture
 def manager(manager_factory, node_image: str) -> ServiceProcess:
     return manager_factory(MSAGENT_RUNTIME="docker")
+
+
+@pytest.fixture(scope="session")
+def upstream_server() -> Iterator[ScriptedUpstream]:
+    server = ScriptedUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def upstream(upstream_server: ScriptedUpstream) -> ScriptedUpstream:
+    upstream_server.reset()
+    return upstream_server
+
+
+@pytest.fixture
+def assistant_factory(
+    redis_url: str, upstream_server: ScriptedUpstream, tmp_path: Path
+) -> Iterator[callable]:
+    started: list[ServiceProcess] = []
+
+    def start(**env: str) -> ServiceProcess:
+        port = free_port()
+        defaults = {
+            "REDIS_URL": redis_url,
+            "MODEL_SERVER": "openai",
+            "OPENAI_BASE_URL": upstream_server.openai_url,
+            "DASHSCOPE_HTTP_BASE_URL": upstream_server.dashscope_url,
+            "MSAGENT_DATA_DIR": str(tmp_path / "assistant-data"),
+            "MSAGENT_DEFAULT_MODEL": "scripted-model",
+        }
+        service = ServiceProcess(
+            ["assistant", "--port", str(port)],
+            {**defaults, **env},
+            port,
+            tmp_path / f"assistant-{len(started)}.log",
+        )
+        started.append(service)
+        return service.start()
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def assistant(assistant_factory) -> ServiceProcess:
+    return assistant_factory()

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from ..settings import Settings
 from ..store import Store
 from ..web.envelopes import render_legacy, render_openai
-from ..web.middleware import error_middleware
+from ..web.middleware import Renderer, error_middleware
+from . import routes
+from .backends.router import BackendRouter
+from .chat import ChatService
+from .keys import CHAT, ROUTER, SETTINGS, STORE
 
-SETTINGS = web.AppKey("settings", Settings)
-STORE = web.AppKey("store", Store)
 
-
-def _renderer(request: web.Request):
+def _renderer(request: web.Request) -> Renderer:
     return render_openai if request.path.startswith("/v1/") else render_legacy
 
 
@@ -35,10 +37,20 @@ def create_app(settings: Settings) -> web.Application:
             history_cap=settings.session_history_cap,
             history_ttl=settings.session_ttl,
         )
-        app[STORE] = store
+        # One session for every upstream call; per-request timeouts are set by each backend.
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout, sock_connect=10),
+        )
+        router = BackendRouter(settings, session)
+        app[STORE], app[ROUTER] = store, router
+        app[CHAT] = ChatService(settings, router)
         yield
+        await router.close()
+        await session.close()
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/health", health)
+    routes.add_routes(app)
     return app

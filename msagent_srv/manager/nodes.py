@@ -287,8 +287,10 @@ class NodeManager:
             await asyncio.sleep(interval)
             try:
                 await self.sweep()
+            except StoreError as exc:  # Redis away: say so, without a traceback every sweep
+                log.warning("node sweep skipped: %s", exc)
             except Exception:  # a failed sweep must not end the monitor
-                log.warning("node sweep failed", exc_info=True)
+                log.exception("node sweep failed")
 
     async def close(self) -> None:
         tasks = list(self._launches.values())

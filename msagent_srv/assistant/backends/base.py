@@ -1,0 +1,76 @@
+"""What every model backend offers: a whole generation, or a stream of pieces."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..protocol import Usage
+
+
+class UpstreamError(Exception):
+    """The upstream model server failed; `status` is what our client gets."""
+
+    def __init__(self, status: int, message: str, code: str = "upstream_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+class ToolsRejected(UpstreamError):
+    """The upstream does not accept `tools` for this model (so `auto` falls back to emulation)."""
+
+
+def upstream_status(status: int) -> int:
+    """Map an upstream HTTP status to ours: the client's faults stay theirs, upstream faults are 502."""
+    if status in (400, 401, 403, 404, 413, 422, 429):
+        return status
+    return 502
+
+
+@dataclass
+class GenerationRequest:
+    model: str
+    messages: list[dict[str, Any]]
+    api_key: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    response_format: dict[str, Any] | None = None
+    user: str | None = None
+    # native function calling only
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+
+
+@dataclass
+class Generation:
+    text: str
+    finish_reason: str = "stop"
+    tool_calls: list[dict[str, Any]] | None = None
+    usage: Usage | None = None
+
+
+@dataclass
+class GenerationChunk:
+    text: str = ""
+    finish_reason: str | None = None
+    tool_calls: list[dict[str, Any]] | None = field(default=None)  # native deltas, OpenAI's shape
+    usage: Usage | None = None
+
+
+class Backend(Protocol):
+    name: str
+    needs_key: bool
+    native_tools: bool  # the upstream can take `tools` itself
+
+    async def generate(self, request: GenerationRequest) -> Generation: ...
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,153 @@
+"""Any OpenAI-compatible server (OpenAI, vLLM, LM Studio, Ollama's /v1): plain HTTP on the app's shared
+aiohttp session, which costs far less per request than an SDK client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from ..protocol import Usage
+from .base import (
+    Generation,
+    GenerationChunk,
+    GenerationRequest,
+    ToolsRejected,
+    UpstreamError,
+    upstream_status,
+)
+
+_OPTIONAL = ("temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
+             "response_format", "user", "tools", "tool_choice", "parallel_tool_calls")  # fmt: skip
+
+
+class OpenAICompatibleBackend:
+    native_tools = True
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        name: str = "openai",
+        timeout: float = 120.0,
+        needs_key: bool = True,
+    ) -> None:
+        self.name = name
+        self.session, self.base_url, self.api_key = session, base_url.rstrip("/"), api_key
+        self.needs_key = needs_key
+        self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
+
+    def _payload(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": request.model, "messages": request.messages, "stream": stream}
+        for key in _OPTIONAL:
+            value = getattr(request, key)
+            if value is not None:
+                payload[key] = value
+        if not request.tools:
+            payload.pop("tool_choice", None)
+            payload.pop("parallel_tool_calls", None)
+        if stream:
+            payload["stream_options"] = {"include_usage": True}
+        return payload
+
+    def _headers(self, request: GenerationRequest) -> dict[str, str]:
+        key = self.api_key or request.api_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def _error(self, response: aiohttp.ClientResponse, request: GenerationRequest) -> UpstreamError:
+        raw = await response.text()
+        try:
+            message = json.loads(raw)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = raw[:300] or response.reason or ""
+        text = f"upstream {self.name} answered {response.status}: {message}"
+        if request.tools and response.status in (400, 422, 500) and "tool" in str(message).lower():
+            return ToolsRejected(response.status, text, "tools_not_supported")
+        return UpstreamError(upstream_status(response.status), text)
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        try:
+            async with self.session.post(
+                f"{self.base_url}/chat/completions",
+                json=self._payload(request, False),
+                headers=self._headers(request),
+                timeout=self.timeout,
+            ) as response:
+                if response.status != 200:
+                    raise await self._error(response, request)
+                data = await response.json(content_type=None)
+        except asyncio.TimeoutError:
+            raise UpstreamError(504, f"upstream {self.name} timed out", "upstream_timeout") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(
+                502, f"upstream {self.name} unreachable: {exc.__class__.__name__}", "upstream_unreachable"
+            ) from None
+        try:
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+        except (KeyError, IndexError, TypeError):
+            raise UpstreamError(
+                502, f"upstream {self.name} sent a malformed reply", "upstream_bad_reply"
+            ) from None
+        usage = data.get("usage")
+        return Generation(
+            text=message.get("content") or "",
+            finish_reason=choice.get("finish_reason") or "stop",
+            tool_calls=message.get("tool_calls") or None,
+            usage=Usage(
+                **{k: usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+            )
+            if isinstance(usage, dict)
+            else None,
+        )
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        try:
+            async with self.session.post(
+                f"{self.base_url}/chat/completions",
+                json=self._payload(request, True),
+                headers=self._headers(request),
+                timeout=self.timeout,
+            ) as response:
+                if response.status != 200:
+                    raise await self._error(response, request)
+                async for raw_line in response.content:
+                    line = raw_line.strip()
+                    if not line.startswith(b"data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        break
+                    try:
+                        event = json.loads(data)
+                    except ValueError:
+                        continue
+                    chunk = GenerationChunk()
+                    usage = event.get("usage")
+                    if isinstance(usage, dict):
+                        chunk.usage = Usage(
+                            **{
+                                k: usage.get(k, 0)
+                                for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+                            }
+                        )
+                    for choice in event.get("choices") or []:
+                        delta = choice.get("delta") or {}
+                        chunk.text += delta.get("content") or ""
+                        chunk.tool_calls = delta.get("tool_calls") or chunk.tool_calls
+                        chunk.finish_reason = choice.get("finish_reason") or chunk.finish_reason
+                    yield chunk
+        except asyncio.TimeoutError:
+            raise UpstreamError(504, f"upstream {self.name} timed out", "upstream_timeout") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(
+                502, f"upstream {self.name} unreachable: {exc.__class__.__name__}", "upstream_unreachable"
+            ) from None
+
+    async def close(self) -> None:
+        """The session belongs to the app."""

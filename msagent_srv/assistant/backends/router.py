@@ -1,0 +1,58 @@
+"""Which backend serves a model: the routing table, else the server's default backend."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from ...settings import Settings
+from .base import Backend
+from .dashscope_backend import DashScopeBackend
+from .openai_compat import OpenAICompatibleBackend
+
+
+class UnknownBackend(LookupError):
+    pass
+
+
+class BackendRouter:
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+        self.settings = settings
+        timeout = settings.upstream_timeout
+        secret = lambda value: value.get_secret_value() if value else None  # noqa: E731
+        self.backends: dict[str, Backend] = {
+            "dashscope": DashScopeBackend(
+                session, settings.dashscope_base_url, secret(settings.dashscope_api_key), timeout
+            ),
+            "openai": OpenAICompatibleBackend(
+                session, settings.openai_base_url, secret(settings.openai_api_key), timeout=timeout
+            ),
+            "ollama": OpenAICompatibleBackend(
+                session,
+                settings.ollama_host.rstrip("/") + "/v1",
+                name="ollama",
+                timeout=timeout,
+                needs_key=False,
+            ),
+        }
+        self.routes = settings.routes()
+
+    def add(self, name: str, backend: Backend) -> None:
+        self.backends[name] = backend
+
+    def backend_for(self, model: str) -> Backend:
+        name = self.routes.get(model, self.settings.model_server)
+        backend = self.backends.get(name)
+        if backend is None:
+            raise UnknownBackend(f"model '{model}' routes to backend '{name}', which is not configured")
+        return backend
+
+    def models(self) -> list[tuple[str, str]]:
+        """(model, backend) pairs the server knows by name."""
+        known = dict(self.routes)
+        if self.settings.default_model:
+            known.setdefault(self.settings.default_model, self.settings.model_server)
+        return sorted(known.items())
+
+    async def close(self) -> None:
+        for backend in self.backends.values():
+            await backend.close()

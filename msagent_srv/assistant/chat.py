@@ -1,0 +1,333 @@
+"""Chat completions: translate the request for the backend (natively, or with the ReAct emulation of
+function calling), and the backend's answer into OpenAI's reply or stream."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..settings import Settings
+from .backends.base import Backend, Generation, GenerationRequest, ToolsRejected
+from .backends.router import BackendRouter
+from .function_calling.parser import ParsedCall, ToolCallParser, new_call_id
+from .function_calling.prompt import STOP_WORDS, language_of, render_messages, tool_prompt
+from .function_calling.stream import ToolCallStream
+from .protocol import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    FunctionCall,
+    NamedToolChoice,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDeltaFunction,
+    Usage,
+)
+from .tokens import count_messages, count_text
+
+REASK = {
+    "en": "You did not call a tool. Call the tool now, writing Action and Action Input as described.",
+    "zh": "你没有调用工具。请现在按照说明的格式写出 Action 和 Action Input 来调用工具。",
+}
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+class ChatPlan:
+    """How one request is served: which backend, which messages, emulated or native tools."""
+
+    def __init__(
+        self, request: ChatCompletionRequest, backend: Backend, mode: str, api_key: str | None, model: str
+    ) -> None:
+        self.request, self.backend, self.model = request, backend, model
+        choice = request.tool_choice
+        self.named = choice.function.name if isinstance(choice, NamedToolChoice) else None
+        self.required = choice == "required" or self.named is not None
+        self.use_tools = bool(request.tools) and choice != "none"
+        self.native = self.use_tools and mode in ("native", "auto") and backend.native_tools
+        self.fallback = mode == "auto"
+        tools = request.tools or []
+        if self.named:
+            tools = [t for t in tools if t.function.name == self.named]
+        self.tools = tools
+        self.parser = ToolCallParser(tools)
+        self.language = language_of(request.messages)
+        self.api_key = api_key
+
+    def generation_request(self, *, emulate: bool) -> GenerationRequest:
+        r = self.request
+        base = GenerationRequest(
+            model=self.model, messages=[], api_key=self.api_key, temperature=r.temperature, top_p=r.top_p,
+            max_tokens=r.token_limit, stop=list(r.stop or []) or None, seed=r.seed,
+            presence_penalty=r.presence_penalty, frequency_penalty=r.frequency_penalty,
+            response_format=r.response_format.model_dump(exclude_none=True) if r.response_format else None,
+            user=r.user,
+        )  # fmt: skip
+        if not emulate:
+            base.messages = [m.model_dump(exclude_none=True) for m in r.messages]
+            if self.use_tools:
+                base.tools = [t.model_dump(exclude_none=True) for t in self.tools]
+                for tool in base.tools:
+                    tool["function"]["parameters"] = next(
+                        t.function.json_schema()
+                        for t in self.tools
+                        if t.function.name == tool["function"]["name"]
+                    )
+                base.tool_choice = (
+                    r.tool_choice.model_dump()
+                    if isinstance(r.tool_choice, NamedToolChoice)
+                    else r.tool_choice
+                )
+                base.parallel_tool_calls = r.parallel_tool_calls
+            return base
+        prompt = None
+        if self.use_tools:
+            prompt = tool_prompt(
+                self.tools,
+                parallel=r.parallel_tool_calls,
+                language=self.language,
+                required=self.required,
+                named=self.named,
+            )
+            base.stop = (base.stop or []) + STOP_WORDS
+        base.messages = render_messages(r.messages, prompt)
+        return base
+
+
+class ChatService:
+    def __init__(self, settings: Settings, router: BackendRouter) -> None:
+        self.settings, self.router = settings, router
+
+    def plan(self, request: ChatCompletionRequest, api_key: str | None) -> ChatPlan:
+        model = request.model or self.settings.default_model
+        backend = self.router.backend_for(model)
+        mode = self.settings.function_calling_mode(backend.name)
+        return ChatPlan(request, backend, mode, api_key, model)
+
+    # -- whole replies -------------------------------------------------------------------------------------
+    async def complete(self, plan: ChatPlan) -> ChatCompletion:
+        if plan.native:
+            try:
+                generation = await plan.backend.generate(plan.generation_request(emulate=False))
+                return self._native_reply(plan, generation)
+            except ToolsRejected:
+                if not plan.fallback:
+                    raise
+                plan.native = False
+        upstream = plan.generation_request(emulate=True)
+        generation = await plan.backend.generate(upstream)
+        usage = self._usage(generation, upstream.messages)
+        if not plan.use_tools:
+            return self._reply(plan, generation.text, [], generation.finish_reason, usage)
+        parsed = plan.parser.parse(generation.text, parallel=plan.request.parallel_tool_calls)
+        if plan.required and not parsed.calls:
+            upstream.messages = [
+                *upstream.messages,
+                {"role": "assistant", "content": generation.text},
+                {"role": "user", "content": REASK[plan.language]},
+            ]
+            generation = await plan.backend.generate(upstream)
+            usage = _add(usage, self._usage(generation, upstream.messages))
+            parsed = plan.parser.parse(generation.text, parallel=plan.request.parallel_tool_calls)
+        content = generation.text if self.settings.legacy_transcript_content else parsed.content
+        finish = (
+            "tool_calls" if parsed.calls else ("length" if generation.finish_reason == "length" else "stop")
+        )
+        return self._reply(plan, content, parsed.calls, finish, usage)
+
+    def _usage(self, generation: Generation, messages: list[dict[str, Any]]) -> Usage:
+        if generation.usage and generation.usage.total_tokens:
+            return generation.usage
+        prompt, completion = count_messages(messages), count_text(generation.text)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+    def _reply(
+        self, plan: ChatPlan, content: str | None, calls: list[ParsedCall], finish: str, usage: Usage
+    ) -> ChatCompletion:
+        tool_calls = [
+            ToolCall(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments)) for c in calls
+        ]
+        message = AssistantMessage(
+            content=content if (content or not calls) else None, tool_calls=tool_calls or None
+        )
+        if message.content is None and not calls:
+            message.content = ""
+        return ChatCompletion(
+            id=completion_id(),
+            model=plan.model,
+            choices=[Choice(message=message, finish_reason=finish)],
+            usage=usage,
+        )  # type: ignore[arg-type]
+
+    def _native_reply(self, plan: ChatPlan, generation: Generation) -> ChatCompletion:
+        calls = [
+            ParsedCall(
+                name=c["function"]["name"],
+                arguments=c["function"].get("arguments") or "{}",
+                id=c.get("id") or new_call_id(),
+            )
+            for c in generation.tool_calls or []
+        ]
+        finish = "tool_calls" if calls else generation.finish_reason
+        usage = self._usage(generation, plan.generation_request(emulate=False).messages)
+        return self._reply(plan, generation.text or None, calls, finish, usage)
+
+    # -- streams -------------------------------------------------------------------------------------------
+    async def stream(self, plan: ChatPlan) -> AsyncIterator[ChatCompletionChunk]:
+        chunk_id, created = completion_id(), int(time.time())
+
+        def chunk(delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
+            return ChatCompletionChunk(
+                id=chunk_id,
+                created=created,
+                model=plan.model,
+                choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+            )  # type: ignore[arg-type]
+
+        yield chunk(Delta(role="assistant", content=""))
+        if plan.native:
+            try:
+                async for piece in self._native_stream(plan, chunk, chunk_id, created):
+                    yield piece
+                return
+            except ToolsRejected:
+                if not plan.fallback:
+                    raise
+                plan.native = False
+        upstream = plan.generation_request(emulate=True)
+        parser = (
+            ToolCallStream(plan.parser, parallel=plan.request.parallel_tool_calls) if plan.use_tools else None
+        )
+        hold_content = plan.required  # prose is not the answer when a call is required
+        held: list[str] = []
+        text, finish, usage = [], "stop", None
+        call_index = 0
+        async for piece in plan.backend.stream(upstream):
+            text.append(piece.text)
+            usage = piece.usage or usage
+            if piece.finish_reason:
+                finish = piece.finish_reason
+            if parser is None:
+                if piece.text:
+                    yield chunk(Delta(content=piece.text))
+                continue
+            for event in parser.feed(piece.text):
+                if event.content is not None:
+                    if hold_content:
+                        held.append(event.content)
+                    else:
+                        yield chunk(Delta(content=event.content))
+                if event.call is not None:
+                    for delta in _call_deltas(event.call, call_index):
+                        yield chunk(delta)
+                    call_index += 1
+            if parser.done:
+                break  # leaving the loop closes the upstream request: generation stops here
+        if parser is not None:
+            for event in parser.finish():
+                if event.content is not None:
+                    if hold_content:
+                        held.append(event.content)
+                    else:
+                        yield chunk(Delta(content=event.content))
+                if event.call is not None:
+                    for delta in _call_deltas(event.call, call_index):
+                        yield chunk(delta)
+                    call_index += 1
+            if plan.required and call_index == 0:
+                upstream.messages = [
+                    *upstream.messages,
+                    {"role": "assistant", "content": "".join(text)},
+                    {"role": "user", "content": REASK[plan.language]},
+                ]
+                retry = await plan.backend.generate(upstream)
+                parsed = plan.parser.parse(retry.text, parallel=plan.request.parallel_tool_calls)
+                for call in parsed.calls:
+                    for delta in _call_deltas(call, call_index):
+                        yield chunk(delta)
+                    call_index += 1
+                if not parsed.calls:
+                    held.append(parsed.content or "")
+            if held and call_index == 0:
+                yield chunk(Delta(content="".join(held)))
+        final = "tool_calls" if call_index else ("length" if finish == "length" else "stop")
+        yield chunk(Delta(), final)
+        if plan.request.stream_options and plan.request.stream_options.include_usage:
+            generated = Generation(text="".join(text), usage=usage)
+            yield ChatCompletionChunk(
+                id=chunk_id,
+                created=created,
+                model=plan.model,
+                choices=[],
+                usage=self._usage(generated, upstream.messages),
+            )
+
+    async def _native_stream(
+        self, plan: ChatPlan, chunk: Any, chunk_id: str, created: int
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        upstream = plan.generation_request(emulate=False)
+        finish, text, usage, called = "stop", [], None, False
+        async for piece in plan.backend.stream(upstream):
+            usage = piece.usage or usage
+            if piece.text:
+                text.append(piece.text)
+                yield chunk(Delta(content=piece.text))
+            if piece.tool_calls:
+                called = True
+                yield chunk(Delta(tool_calls=[ToolCallDelta.model_validate(c) for c in piece.tool_calls]))
+            if piece.finish_reason:
+                finish = piece.finish_reason
+        yield chunk(Delta(), "tool_calls" if called else finish)
+        if plan.request.stream_options and plan.request.stream_options.include_usage:
+            generated = Generation(text="".join(text), usage=usage)
+            yield ChatCompletionChunk(
+                id=chunk_id,
+                created=created,
+                model=plan.model,
+                choices=[],
+                usage=self._usage(generated, upstream.messages),
+            )
+
+
+def _call_deltas(call: ParsedCall, index: int) -> list[Delta]:
+    """A call as OpenAI streams it: id, type and name first, then argument fragments."""
+    arguments = call.arguments
+    cut = max(1, len(arguments) // 2)
+    deltas = [
+        Delta(
+            tool_calls=[
+                ToolCallDelta(
+                    index=index,
+                    id=call.id,
+                    type="function",
+                    function=ToolCallDeltaFunction(name=call.name, arguments=""),
+                )
+            ]
+        )
+    ]
+    for fragment in (arguments[:cut], arguments[cut:]):
+        if fragment:
+            deltas.append(
+                Delta(
+                    tool_calls=[
+                        ToolCallDelta(index=index, function=ToolCallDeltaFunction(arguments=fragment))
+                    ]
+                )
+            )
+    return deltas
+
+
+def _add(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+        total_tokens=a.total_tokens + b.total_tokens,
+    )

@@ -1,0 +1,15 @@
+"""Typed keys of the assistant app's state."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..settings import Settings
+from ..store import Store
+from .backends.router import BackendRouter
+from .chat import ChatService
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+ROUTER = web.AppKey("router", BackendRouter)
+CHAT = web.AppKey("chat", ChatService)

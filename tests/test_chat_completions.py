@@ -1,0 +1,423 @@
+"""/v1/chat/completions through the official `openai` SDK, against a scripted OpenAI-wire upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import openai
+import pytest
+import requests
+
+from .helpers import ServiceProcess
+from .upstreams import ScriptedUpstream
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+RENEW_LEGACY = {
+    "type": "function",
+    "function": {
+        "name": "RenewInstance",
+        "description": "续费一台包年包月ECS实例",
+        "parameters": [
+            {"name": "instance_id", "type": "int", "description": "ECS实例ID", "required": True},
+            {"name": "period", "type": "string", "description": "续费时长以月为单位", "required": True},
+        ],
+    },
+}
+
+
+def client(assistant: ServiceProcess, key: str = "sk-user-key") -> openai.OpenAI:
+    return openai.OpenAI(base_url=assistant.url + "/v1", api_key=key, max_retries=0, timeout=30)
+
+
+def test_plain_chat_passes_text_usage_and_key(assistant: ServiceProcess, upstream: ScriptedUpstream) -> None:
+    upstream.reset(["Hello! How can I help?"])
+    reply = client(assistant).chat.completions.create(
+        model="scripted-model",
+        messages=[{"role": "user", "content": "hi"}],
+        temperature=0.2,
+        max_tokens=50,
+        seed=7,
+    )
+    assert reply.choices[0].message.content == "Hello! How can I help?"
+    assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.tool_calls is None
+    assert (
+        reply.object == "chat.completion"
+        and reply.id.startswith("chatcmpl-")
+        and reply.model == "scripted-model"
+    )
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens > 0
+    sent = upstream.requests[0]
+    assert sent["temperature"] == 0.2 and sent["max_tokens"] == 50 and sent["seed"] == 7
+    assert sent["messages"] == [{"role": "user", "content": "hi"}] and "tools" not in sent
+    assert (
+        upstream.headers[0]["Authorization"] == "Bearer sk-user-key"
+    )  # Bearer passed on as the upstream key
+
+
+def test_legacy_keys_ride_along_on_non_stream_replies(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    upstream.reset(["ok"])
+    body = requests.post(
+        assistant.url + "/v1/chat/completions",
+        timeout=30,
+        headers={"Authorization": "Bearer k"},
+        json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+    ).json()
+    assert body["request_id"] and body["message"] == "" and body["output"] is None
+    assert body["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": "ok",
+        "refusal": None,
+        "tool_calls": None,
+    }
+
+
+def test_emulated_tool_call_in_english(assistant: ServiceProcess, upstream: ScriptedUpstream) -> None:
+    upstream.reset(
+        ['Action: get_weather\nAction Input: {"city": "Paris"}\nObservation: sunny (made up by the model)']
+    )
+    reply = client(assistant).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "What's the weather in Paris?"}], tools=[WEATHER]
+    )
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.id.startswith("call_") and call.type == "function"
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+    sent = upstream.requests[0]
+    assert "Observation:" in sent["stop"] and "tools" not in sent
+    system = sent["messages"][0]
+    assert (
+        system["role"] == "system"
+        and "get_weather" in system["content"]
+        and "Action Input" in system["content"]
+    )
+    assert "You have access to the following tools" in system["content"]
+
+
+def test_chinese_conversation_gets_chinese_prompt_and_legacy_parameters(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    upstream.reset(
+        ['好的，我来续费。\nAction: RenewInstance\nAction Input: {"instance_id": "123", "period": "mon"}']
+    )
+    reply = client(assistant).chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "请帮我续费ECS实例123，时长一个月"}],
+        tools=[RENEW_LEGACY],
+    )
+    message = reply.choices[0].message
+    assert message.content == "好的，我来续费。"
+    assert json.loads(message.tool_calls[0].function.arguments) == {"instance_id": 123, "period": "mon"}
+    system = upstream.requests[0]["messages"][0]["content"]
+    assert "你可以使用以下工具" in system and '"instance_id"' in system and '"integer"' in system
+
+
+def test_parallel_calls_and_their_limit(assistant: ServiceProcess, upstream: ScriptedUpstream) -> None:
+    two = (
+        'Action: get_weather\nAction Input: {"city": "Paris"}\n'
+        'Action: get_weather\nAction Input: {"city": "Rome"}\n'
+    )
+    upstream.reset([two, two])
+    messages = [{"role": "user", "content": "Weather in Paris and Rome?"}]
+    parallel = client(assistant).chat.completions.create(model="m", messages=messages, tools=[WEATHER])
+    cities = [json.loads(c.function.arguments)["city"] for c in parallel.choices[0].message.tool_calls]
+    assert cities == ["Paris", "Rome"]
+    assert len({c.id for c in parallel.choices[0].message.tool_calls}) == 2
+    assert "several" in upstream.requests[0]["messages"][0]["content"]
+    single = client(assistant).chat.completions.create(
+        model="m", messages=messages, tools=[WEATHER], parallel_tool_calls=False
+    )
+    assert len(single.choices[0].message.tool_calls) == 1
+    assert "at most one tool" in upstream.requests[1]["messages"][0]["content"]
+
+
+def test_multi_turn_history_is_rendered_as_transcript(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    upstream.reset(["It is sunny in Paris, 21 degrees."])
+    messages = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21C"},
+    ]
+    reply = client(assistant).chat.completions.create(model="m", messages=messages, tools=[WEATHER])
+    assert reply.choices[0].message.content == "It is sunny in Paris, 21 degrees."
+    assert reply.choices[0].finish_reason == "stop"
+    sent = upstream.requests[0]["messages"]
+    assert sent[2] == {"role": "assistant", "content": 'Action: get_weather\nAction Input: {"city": "Paris"}'}
+    assert sent[3] == {"role": "user", "content": "Observation: sunny, 21C"}
+
+
+def test_tool_choice_none_required_and_named(assistant: ServiceProcess, upstream: ScriptedUpstream) -> None:
+    messages = [{"role": "user", "content": "Paris?"}]
+    upstream.reset(["Just text."])
+    none = client(assistant).chat.completions.create(
+        model="m", messages=messages, tools=[WEATHER], tool_choice="none"
+    )
+    assert none.choices[0].message.content == "Just text." and none.choices[0].message.tool_calls is None
+    assert "get_weather" not in json.dumps(upstream.requests[0]["messages"])
+
+    upstream.reset(["I think it is sunny.", 'Action: get_weather\nAction Input: {"city": "Paris"}'])
+    required = client(assistant).chat.completions.create(
+        model="m", messages=messages, tools=[WEATHER], tool_choice="required"
+    )
+    assert required.choices[0].message.tool_calls[0].function.name == "get_weather"
+    assert len(upstream.requests) == 2  # asked again once after the prose answer
+
+    calc = {
+        "type": "function",
+        "function": {"name": "calc", "parameters": {"type": "object", "properties": {}}},
+    }
+    upstream.reset(["Action: calc\nAction Input: {}"])
+    named = client(assistant).chat.completions.create(
+        model="m",
+        messages=messages,
+        tools=[WEATHER, calc],
+        tool_choice={"type": "function", "function": {"name": "calc"}},
+    )
+    assert named.choices[0].message.tool_calls[0].function.name == "calc"
+    system = upstream.requests[0]["messages"][0]["content"]
+    assert "must call the tool calc" in system and "get_weather" not in system
+
+
+@pytest.mark.parametrize(
+    ("model_text", "arguments"),
+    [
+        ('Action: get_weather\nAction Input: ```json\n{"city": "Oslo"}\n```', {"city": "Oslo"}),
+        ("Action: get_weather\nAction Input: {'city': 'Oslo',}", {"city": "Oslo"}),
+        ('Action: get_weather\nAction Input: {"city":\n  "Oslo"}\nI hope this helps!', {"city": "Oslo"}),
+        ('Action: `get_weather`\nAction Input: {"city": "Oslo"', {"city": "Oslo"}),
+        ("Action: get_weather\nAction Input: Oslo", {"city": "Oslo"}),
+    ],
+)
+def test_parser_repairs_messy_calls(
+    assistant: ServiceProcess, upstream: ScriptedUpstream, model_text: str, arguments: dict
+) -> None:
+    upstream.reset([model_text])
+    reply = client(assistant).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Oslo?"}], tools=[WEATHER]
+    )
+    assert json.loads(reply.choices[0].message.tool_calls[0].function.arguments) == arguments
+
+
+@pytest.mark.parametrize(
+    "model_text",
+    [
+        "Action: unknown_tool\nAction Input: {}",
+        "Action: get_weather\nAction Input: {}",
+        "Action: get_weather",
+    ],
+)
+def test_unparseable_output_comes_back_as_content(
+    assistant: ServiceProcess, upstream: ScriptedUpstream, model_text: str
+) -> None:
+    upstream.reset([model_text])
+    reply = client(assistant).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "?"}], tools=[WEATHER]
+    )
+    assert reply.choices[0].message.tool_calls is None and reply.choices[0].finish_reason == "stop"
+    assert reply.choices[0].message.content == model_text
+
+
+def test_streaming_content(assistant: ServiceProcess, upstream: ScriptedUpstream) -> None:
+    text = "Streaming works: one, two, three, four, five."
+    upstream.reset([text])
+    stream = client(assistant).chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "go"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert len({c.id for c in chunks}) == 1 and len({c.created for c in chunks}) == 1
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) >= 5  # really streamed
+    finals = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finals == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
+
+
+def test_streaming_tool_calls_never_leak_the_transcript(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    upstream.reset(
+        [
+            'Let me check both.\nAction: get_weather\nAction Input: {"city": "Paris"}\n'
+            'Action: get_weather\nAction Input: {"city": "北京"}\nObservation: hallucinated'
+        ]
+    )
+    stream = client(assistant).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Paris and Beijing?"}], tools=[WEATHER], stream=True
+    )
+    content, calls, finish = "", {}, None
+    for chunk in stream:
+        delta = chunk.choices[0].delta
+        content += delta.content or ""
+        for tc in delta.tool_calls or []:
+            entry = calls.setdefault(tc.index, {"id": None, "name": None, "arguments": ""})
+            if tc.id:
+                assert entry["id"] is None  # id and name come once, in the first delta of the call
+                entry["id"], entry["name"] = tc.id, tc.function.name
+            entry["arguments"] += tc.function.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert content == "Let me check both."
+    assert "Action" not in content and finish == "tool_calls"
+    assert [calls[i]["name"] for i in sorted(calls)] == ["get_weather", "get_weather"]
+    assert [json.loads(calls[i]["arguments"]) for i in sorted(calls)] == [{"city": "Paris"}, {"city": "北京"}]
+    assert all(calls[i]["id"].startswith("call_") for i in calls)
+
+
+def test_async_client_streams_too(assistant: ServiceProcess, upstream: ScriptedUpstream) -> None:
+    upstream.reset(['Action: get_weather\nAction Input: {"city": "Lima"}'])
+
+    async def run() -> list:
+        async with openai.AsyncOpenAI(base_url=assistant.url + "/v1", api_key="k", max_retries=0) as aclient:
+            stream = await aclient.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": "Lima?"}],
+                tools=[WEATHER],
+                stream=True,
+                parallel_tool_calls=False,
+            )
+            return [chunk async for chunk in stream]
+
+    chunks = asyncio.run(run())
+    arguments = "".join(
+        tc.function.arguments or "" for c in chunks for tc in c.choices[0].delta.tool_calls or []
+    )
+    assert json.loads(arguments) == {"city": "Lima"}
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
+        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 5}, "temperature"),
+        ({"model": "m", "messages": []}, "messages"),
+        ({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+        (
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [WEATHER],
+                "tool_choice": {"type": "function", "function": {"name": "nope"}},
+            },
+            None,
+        ),
+    ],
+)
+def test_invalid_requests_are_400_naming_the_field(
+    assistant: ServiceProcess, body: dict, param: str | None
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(assistant).chat.completions.create(**body)
+    error = caught.value.body
+    assert (
+        caught.value.status_code == 400
+        and error["type"] == "invalid_request_error"
+        and isinstance(error["code"], str)
+    )
+    if param:
+        assert error["param"] == param and param.split(".")[0] in error["message"]
+
+
+def test_unknown_fields_are_ignored(assistant: ServiceProcess, upstream: ScriptedUpstream) -> None:
+    upstream.reset(["fine"])
+    reply = requests.post(
+        assistant.url + "/v1/chat/completions",
+        headers={"Authorization": "Bearer k"},
+        timeout=30,
+        json={
+            "model": "m",
+            "messages": [{"role": "user", "content": "x"}],
+            "logit_bias": {},
+            "store": True,
+            "metadata": {"a": "b"},
+        },
+    )
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "fine"
+
+
+def test_upstream_failures_map_to_clear_errors(assistant_factory, upstream: ScriptedUpstream) -> None:
+    service = assistant_factory(MSAGENT_UPSTREAM_TIMEOUT="1")
+    messages = [{"role": "user", "content": "x"}]
+    upstream.fail_status = 401
+    with pytest.raises(openai.AuthenticationError):
+        client(service).chat.completions.create(model="m", messages=messages)
+    upstream.fail_status = 500
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(service).chat.completions.create(model="m", messages=messages)
+    assert caught.value.status_code == 502 and "500" in caught.value.message
+    upstream.fail_status, upstream.delay = None, 3
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(service).chat.completions.create(model="m", messages=messages)
+    assert caught.value.status_code == 504
+    assert "Traceback" not in service.log()
+
+
+def test_missing_key_is_401(assistant: ServiceProcess) -> None:
+    reply = requests.post(
+        assistant.url + "/v1/chat/completions",
+        timeout=10,
+        json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert reply.status_code == 401 and reply.json()["error"]["code"] == "missing_api_key"
+
+
+def test_models_lists_routes(assistant_factory) -> None:
+    service = assistant_factory(MSAGENT_MODEL_ROUTES="qwen-max=dashscope,gpt-4o=openai")
+    models = client(service).models.list()
+    assert {(m.id, m.owned_by) for m in models.data} == {
+        ("qwen-max", "dashscope"),
+        ("gpt-4o", "openai"),
+        ("scripted-model", "openai"),
+    }
+
+
+def test_dashscope_backend_through_its_sdk(assistant_factory, upstream: ScriptedUpstream) -> None:
+    service = assistant_factory(MODEL_SERVER="dashscope", DASHSCOPE_API_KEY="sk-server-side")
+    upstream.reset(
+        [
+            '我来查一下。\nAction: get_weather\nAction Input: {"city": "杭州"}\nObservation: x',
+            "杭州今天晴，气温二十度。",
+        ]
+    )
+    reply = client(service, key="ignored").chat.completions.create(
+        model="qwen-max", messages=[{"role": "user", "content": "杭州天气怎么样？"}], tools=[WEATHER]
+    )
+    assert reply.choices[0].message.content == "我来查一下。"
+    assert json.loads(reply.choices[0].message.tool_calls[0].function.arguments) == {"city": "杭州"}
+    assert reply.usage.prompt_tokens == 13  # reported by the upstream, not counted here
+    assert upstream.headers[0]["Authorization"] == "Bearer sk-server-side"
+    assert upstream.requests[0]["parameters"]["result_format"] == "message"
+    stream = client(service).chat.completions.create(
+        model="qwen-max", messages=[{"role": "user", "content": "杭州天气怎么样？"}], stream=True
+    )
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "杭州今天晴，气温二十度。"
+    )
+    assert (
+        upstream.headers[1].get("X-DashScope-SSE", "").lower() == "enable"
+        or upstream.requests[1]["parameters"].get("incremental_output") is True
+    )

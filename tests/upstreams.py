@@ -1,0 +1,201 @@
+"""Scripted stand-ins for remote model APIs (OpenAI, DashScope), speaking their wire formats, on loopback.
+
+Each reply comes from `script` (a list consumed in order, or a function of the request). Like a real
+model, a reply is cut at the first stop sequence the request names."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from msagent_srv.store.embedded import free_port
+
+Script = list[str] | Callable[[dict[str, Any]], str]
+
+
+class ScriptedUpstream:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.script: Script = []
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.fail_status: int | None = None
+        self.delay = 0.0
+        self.chunks = 10
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+
+    # -- control --------------------------------------------------------------------------------------
+    def reset(self, script: Script | None = None) -> None:
+        self.script, self.requests, self.headers = script or [], [], []
+        self.fail_status, self.delay, self.chunks = None, 0.0, 10
+
+    @property
+    def openai_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def dashscope_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    def start(self) -> ScriptedUpstream:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    # -- server ---------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/api/v1/services/aigc/text-generation/generation", self._dashscope)
+        runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def _next_text(self, body: dict[str, Any], stops: list[str]) -> str:
+        text = self.script(body) if callable(self.script) else (self.script.pop(0) if self.script else "")
+        cut = min((text.find(s) for s in stops if s and s in text), default=-1)
+        return text[:cut] if cut >= 0 else text
+
+    def _pieces(self, text: str) -> list[str]:
+        size = max(1, -(-len(text) // self.chunks))
+        return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+    async def _admit(self, request: web.Request) -> dict[str, Any]:
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return body
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        body = await self._admit(request)
+        if self.fail_status:
+            error = {
+                "error": {
+                    "message": f"scripted failure {self.fail_status}",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+            return web.json_response(error, status=self.fail_status)
+        stop = body.get("stop") or []
+        text = self._next_text(body, [stop] if isinstance(stop, str) else stop)
+        created, cid, model = int(time.time()), "chatcmpl-" + uuid.uuid4().hex[:24], body.get("model", "")
+        usage = {
+            "prompt_tokens": 11,
+            "completion_tokens": max(1, len(text) // 4),
+            "total_tokens": 11 + max(1, len(text) // 4),
+        }
+        if not body.get("stream"):
+            return web.json_response({
+                "id": cid, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                             "logprobs": None, "finish_reason": "stop"}],
+                "usage": usage, "system_fingerprint": None,
+            })  # fmt: skip
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def send(payload: dict[str, Any]) -> None:
+            await response.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
+
+        base = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": None,
+        }
+        await send(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        )
+        for piece in self._pieces(text):
+            await send(
+                {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}
+                    ],
+                }
+            )
+        await send(
+            {**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]}
+        )
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await send({**base, "choices": [], "usage": usage})
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _dashscope(self, request: web.Request) -> web.StreamResponse:
+        body = await self._admit(request)
+        request_id = str(uuid.uuid4())
+        if self.fail_status:
+            return web.json_response(
+                {"code": "InvalidApiKey", "message": "Invalid API-key provided.", "request_id": request_id},
+                status=self.fail_status,
+            )
+        parameters = body.get("parameters") or {}
+        stop = parameters.get("stop") or []
+        text = self._next_text(body, [stop] if isinstance(stop, str) else stop)
+        usage = {
+            "input_tokens": 13,
+            "output_tokens": max(1, len(text) // 4),
+            "total_tokens": 13 + max(1, len(text) // 4),
+        }
+
+        def payload(content: str, finish: str) -> dict[str, Any]:
+            return {
+                "output": {
+                    "choices": [
+                        {"finish_reason": finish, "message": {"role": "assistant", "content": content}}
+                    ]
+                },
+                "usage": usage,
+                "request_id": request_id,
+            }
+
+        if request.headers.get("X-DashScope-SSE", "").lower() != "enable" and not parameters.get(
+            "incremental_output"
+        ):
+            return web.json_response(payload(text, "stop"))
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream;charset=UTF-8", "X-DashScope-Request-Id": request_id}
+        )
+        await response.prepare(request)
+        pieces = self._pieces(text)
+        for n, piece in enumerate(pieces, 1):
+            event = payload(piece, "stop" if n == len(pieces) else "null")
+            await response.write(
+                f"id:{n}\nevent:result\n:HTTP_STATUS/200\ndata:{json.dumps(event, ensure_ascii=False)}\n\n".encode()
+            )
+        await response.write_eof()
+        return response
