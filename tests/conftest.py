@@ -83,25 +83,28 @@ def namespace() -> Iterator[str]:
         asyncio.run(_remove_namespace(name))
 
 
-@pytest.fixture
-def manager_factory(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[callable]:
+def service_factory(command: str, defaults: dict[str, str], logs: Path) -> Iterator[callable]:
+    """Yields `start(**env)`, which runs `msagent-srv <command>` on a free port; stops them all after."""
     started: list[ServiceProcess] = []
 
     def start(**env: str) -> ServiceProcess:
         port = free_port()
-        defaults = {"MSAGENT_NODE_IMAGE": NODE_TEST_IMAGE, "MSAGENT_DATA_DIR": str(tmp_path / "data")}
-        service = ServiceProcess(
-            ["manager", "--port", str(port)],
-            manager_env(redis_url, namespace, **{**defaults, **env}),
-            port,
-            tmp_path / f"manager-{len(started)}.log",
-        )
+        log = logs / f"{command}-{len(started)}.log"
+        service = ServiceProcess([command, "--port", str(port)], {**defaults, **env}, port, log)
         started.append(service)
         return service.start()
 
     yield start
     for service in started:
         service.stop()
+
+
+@pytest.fixture
+def manager_factory(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[callable]:
+    defaults = manager_env(
+        redis_url, namespace, MSAGENT_NODE_IMAGE=NODE_TEST_IMAGE, MSAGENT_DATA_DIR=str(tmp_path / "data")
+    )
+    yield from service_factory("manager", defaults, tmp_path)
 
 
 @pytest.fixture
@@ -126,30 +129,15 @@ def upstream(upstream_server: ScriptedUpstream) -> ScriptedUpstream:
 def assistant_factory(
     redis_url: str, upstream_server: ScriptedUpstream, tmp_path: Path
 ) -> Iterator[callable]:
-    started: list[ServiceProcess] = []
-
-    def start(**env: str) -> ServiceProcess:
-        port = free_port()
-        defaults = {
-            "REDIS_URL": redis_url,
-            "MODEL_SERVER": "openai",
-            "OPENAI_BASE_URL": upstream_server.openai_url,
-            "DASHSCOPE_HTTP_BASE_URL": upstream_server.dashscope_url,
-            "MSAGENT_DATA_DIR": str(tmp_path / "assistant-data"),
-            "MSAGENT_DEFAULT_MODEL": "scripted-model",
-        }
-        service = ServiceProcess(
-            ["assistant", "--port", str(port)],
-            {**defaults, **env},
-            port,
-            tmp_path / f"assistant-{len(started)}.log",
-        )
-        started.append(service)
-        return service.start()
-
-    yield start
-    for service in started:
-        service.stop()
+    defaults = {
+        "REDIS_URL": redis_url,
+        "MODEL_SERVER": "openai",
+        "OPENAI_BASE_URL": upstream_server.openai_url,
+        "DASHSCOPE_HTTP_BASE_URL": upstream_server.dashscope_url,
+        "MSAGENT_DATA_DIR": str(tmp_path / "assistant-data"),
+        "MSAGENT_DEFAULT_MODEL": "scripted-model",
+    }
+    yield from service_factory("assistant", defaults, tmp_path)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from .backends.base import Backend, Generation, GenerationRequest, ToolsRejected
 from .backends.router import BackendRouter
 from .function_calling.parser import ParsedCall, ToolCallParser, new_call_id
 from .function_calling.prompt import STOP_WORDS, language_of, render_messages, tool_prompt
-from .function_calling.stream import ToolCallStream
+from .function_calling.stream import StreamEvent, ToolCallStream
 from .protocol import (
     AssistantMessage,
     ChatCompletion,
@@ -210,6 +210,22 @@ class ChatService:
         held: list[str] = []
         text, finish, usage = [], "stop", None
         call_index = 0
+
+        def translate(events: list[StreamEvent]) -> list[Delta]:
+            """Parser events as deltas; prose is held back while a call is required."""
+            nonlocal call_index
+            deltas: list[Delta] = []
+            for event in events:
+                if event.content is not None:
+                    if hold_content:
+                        held.append(event.content)
+                    else:
+                        deltas.append(Delta(content=event.content))
+                if event.call is not None:
+                    deltas.extend(_call_deltas(event.call, call_index))
+                    call_index += 1
+            return deltas
+
         async for piece in plan.backend.stream(upstream):
             text.append(piece.text)
             usage = piece.usage or usage
@@ -219,29 +235,13 @@ class ChatService:
                 if piece.text:
                     yield chunk(Delta(content=piece.text))
                 continue
-            for event in parser.feed(piece.text):
-                if event.content is not None:
-                    if hold_content:
-                        held.append(event.content)
-                    else:
-                        yield chunk(Delta(content=event.content))
-                if event.call is not None:
-                    for delta in _call_deltas(event.call, call_index):
-                        yield chunk(delta)
-                    call_index += 1
+            for delta in translate(parser.feed(piece.text)):
+                yield chunk(delta)
             if parser.done:
                 break  # leaving the loop closes the upstream request: generation stops here
         if parser is not None:
-            for event in parser.finish():
-                if event.content is not None:
-                    if hold_content:
-                        held.append(event.content)
-                    else:
-                        yield chunk(Delta(content=event.content))
-                if event.call is not None:
-                    for delta in _call_deltas(event.call, call_index):
-                        yield chunk(delta)
-                    call_index += 1
+            for delta in translate(parser.finish()):
+                yield chunk(delta)
             if plan.required and call_index == 0:
                 upstream.messages = [
                     *upstream.messages,
@@ -261,14 +261,8 @@ class ChatService:
         final = "tool_calls" if call_index else ("length" if finish == "length" else "stop")
         yield chunk(Delta(), final)
         if plan.request.stream_options and plan.request.stream_options.include_usage:
-            generated = Generation(text="".join(text), usage=usage)
-            yield ChatCompletionChunk(
-                id=chunk_id,
-                created=created,
-                model=plan.model,
-                choices=[],
-                usage=self._usage(generated, upstream.messages),
-            )
+            usage = self._usage(Generation(text="".join(text), usage=usage), upstream.messages)
+            yield ChatCompletionChunk(id=chunk_id, created=created, model=plan.model, choices=[], usage=usage)
 
     async def _native_stream(
         self, plan: ChatPlan, chunk: Any, chunk_id: str, created: int
@@ -287,14 +281,8 @@ class ChatService:
                 finish = piece.finish_reason
         yield chunk(Delta(), "tool_calls" if called else finish)
         if plan.request.stream_options and plan.request.stream_options.include_usage:
-            generated = Generation(text="".join(text), usage=usage)
-            yield ChatCompletionChunk(
-                id=chunk_id,
-                created=created,
-                model=plan.model,
-                choices=[],
-                usage=self._usage(generated, upstream.messages),
-            )
+            usage = self._usage(Generation(text="".join(text), usage=usage), upstream.messages)
+            yield ChatCompletionChunk(id=chunk_id, created=created, model=plan.model, choices=[], usage=usage)
 
 
 def _call_deltas(call: ParsedCall, index: int) -> list[Delta]:

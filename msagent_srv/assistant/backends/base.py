@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +28,28 @@ def upstream_status(status: int) -> int:
     if status in (400, 401, 403, 404, 413, 422, 429):
         return status
     return 502
+
+
+@contextlib.contextmanager
+def transport_errors(backend: str) -> Iterator[None]:
+    """Timeouts and connection failures of an upstream call as UpstreamError (504 / 502)."""
+    import aiohttp
+
+    try:
+        yield
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        raise UpstreamError(504, f"upstream {backend} timed out", "upstream_timeout") from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(
+            502, f"upstream {backend} unreachable: {exc.__class__.__name__}", "upstream_unreachable"
+        ) from None
+
+
+def usage_of(data: object) -> Usage | None:
+    """OpenAI-shaped usage from a reply's `usage` object."""
+    if not isinstance(data, dict):
+        return None
+    return Usage(**{k: int(data.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")})
 
 
 @dataclass

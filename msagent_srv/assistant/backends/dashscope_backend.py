@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from .base import (
     GenerationRequest,
     ToolsRejected,
     UpstreamError,
+    transport_errors,
     upstream_status,
 )
 
@@ -100,50 +100,40 @@ class DashScopeBackend:
             raise ToolsRejected(400, message, "tools_not_supported")
         raise UpstreamError(upstream_status(status), message.strip())
 
-    async def generate(self, request: GenerationRequest) -> Generation:
-        from dashscope import AioGeneration
-
-        try:
-            response = await AioGeneration.call(**self._arguments(request, False))
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamError(504, "upstream dashscope timed out", "upstream_timeout") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                502, f"upstream dashscope unreachable: {exc.__class__.__name__}", "upstream_unreachable"
-            ) from None
+    def _translate(self, response: Any, request: GenerationRequest, *, final: bool) -> GenerationChunk:
+        """One SDK response as a chunk (the whole reply when not streaming)."""
         self._check(response, request)
         choice = _choice(response)
         message = choice.get("message") or {}
         finish = choice.get("finish_reason")
-        return Generation(
+        finish = finish if finish and finish != "null" else ("stop" if final else None)
+        return GenerationChunk(
             text=message.get("content") or "",
-            finish_reason=finish if finish and finish != "null" else "stop",
+            finish_reason=finish,
             tool_calls=message.get("tool_calls") or None,
             usage=_usage(response),
+        )
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        from dashscope import AioGeneration
+
+        with transport_errors(self.name):
+            response = await AioGeneration.call(**self._arguments(request, False))
+        piece = self._translate(response, request, final=True)
+        return Generation(
+            text=piece.text,
+            finish_reason=piece.finish_reason or "stop",
+            tool_calls=piece.tool_calls,
+            usage=piece.usage,
         )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         from dashscope import AioGeneration
 
-        try:
+        with transport_errors(self.name):
             responses = await AioGeneration.call(**self._arguments(request, True))
             async for response in responses:
-                self._check(response, request)
-                choice = _choice(response)
-                message = choice.get("message") or {}
-                finish = choice.get("finish_reason")
-                yield GenerationChunk(
-                    text=message.get("content") or "",
-                    finish_reason=finish if finish and finish != "null" else None,
-                    tool_calls=message.get("tool_calls") or None,
-                    usage=_usage(response),
-                )
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamError(504, "upstream dashscope timed out", "upstream_timeout") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                502, f"upstream dashscope unreachable: {exc.__class__.__name__}", "upstream_unreachable"
-            ) from None
+                yield self._translate(response, request, final=False)
 
     async def close(self) -> None:
         """The session belongs to the app."""

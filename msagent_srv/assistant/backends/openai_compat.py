@@ -3,21 +3,21 @@ aiohttp session, which costs far less per request than an SDK client."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
-from ..protocol import Usage
 from .base import (
     Generation,
     GenerationChunk,
     GenerationRequest,
     ToolsRejected,
     UpstreamError,
+    transport_errors,
     upstream_status,
+    usage_of,
 )
 
 _OPTIONAL = ("temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
@@ -70,23 +70,20 @@ class OpenAICompatibleBackend:
             return ToolsRejected(response.status, text, "tools_not_supported")
         return UpstreamError(upstream_status(response.status), text)
 
+    def _post(self, request: GenerationRequest, stream: bool) -> Any:
+        return self.session.post(
+            f"{self.base_url}/chat/completions",
+            json=self._payload(request, stream),
+            headers=self._headers(request),
+            timeout=self.timeout,
+        )
+
     async def generate(self, request: GenerationRequest) -> Generation:
-        try:
-            async with self.session.post(
-                f"{self.base_url}/chat/completions",
-                json=self._payload(request, False),
-                headers=self._headers(request),
-                timeout=self.timeout,
-            ) as response:
+        with transport_errors(self.name):
+            async with self._post(request, False) as response:
                 if response.status != 200:
                     raise await self._error(response, request)
                 data = await response.json(content_type=None)
-        except asyncio.TimeoutError:
-            raise UpstreamError(504, f"upstream {self.name} timed out", "upstream_timeout") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                502, f"upstream {self.name} unreachable: {exc.__class__.__name__}", "upstream_unreachable"
-            ) from None
         try:
             choice = data["choices"][0]
             message = choice.get("message") or {}
@@ -94,26 +91,16 @@ class OpenAICompatibleBackend:
             raise UpstreamError(
                 502, f"upstream {self.name} sent a malformed reply", "upstream_bad_reply"
             ) from None
-        usage = data.get("usage")
         return Generation(
             text=message.get("content") or "",
             finish_reason=choice.get("finish_reason") or "stop",
             tool_calls=message.get("tool_calls") or None,
-            usage=Usage(
-                **{k: usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-            )
-            if isinstance(usage, dict)
-            else None,
+            usage=usage_of(data.get("usage")),
         )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
-        try:
-            async with self.session.post(
-                f"{self.base_url}/chat/completions",
-                json=self._payload(request, True),
-                headers=self._headers(request),
-                timeout=self.timeout,
-            ) as response:
+        with transport_errors(self.name):
+            async with self._post(request, True) as response:
                 if response.status != 200:
                     raise await self._error(response, request)
                 async for raw_line in response.content:
@@ -127,27 +114,13 @@ class OpenAICompatibleBackend:
                         event = json.loads(data)
                     except ValueError:
                         continue
-                    chunk = GenerationChunk()
-                    usage = event.get("usage")
-                    if isinstance(usage, dict):
-                        chunk.usage = Usage(
-                            **{
-                                k: usage.get(k, 0)
-                                for k in ("prompt_tokens", "completion_tokens", "total_tokens")
-                            }
-                        )
+                    chunk = GenerationChunk(usage=usage_of(event.get("usage")))
                     for choice in event.get("choices") or []:
                         delta = choice.get("delta") or {}
                         chunk.text += delta.get("content") or ""
                         chunk.tool_calls = delta.get("tool_calls") or chunk.tool_calls
                         chunk.finish_reason = choice.get("finish_reason") or chunk.finish_reason
                     yield chunk
-        except asyncio.TimeoutError:
-            raise UpstreamError(504, f"upstream {self.name} timed out", "upstream_timeout") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                502, f"upstream {self.name} unreachable: {exc.__class__.__name__}", "upstream_unreachable"
-            ) from None
 
     async def close(self) -> None:
         """The session belongs to the app."""
