@@ -10,6 +10,7 @@ Two ways:
 
 from __future__ import annotations
 
+import compileall
 import io
 import os
 import re
@@ -151,6 +152,7 @@ class RootfsBuilder:
                 if source.is_file() and source.is_relative_to(base) and ".." not in file.parts:
                     self._copy(source, site / file)
         self._add_project(site)
+        compileall.compile_dir(site / "msagent_srv", quiet=1, workers=1)
         # shared libraries, at the paths the loader expects
         for library in _shared_libraries(self.copied):
             self._copy(library, self.root / str(library).lstrip("/"))
@@ -211,7 +213,9 @@ def _context_tar(directory: Path, dockerfile: str | None = None) -> io.BytesIO:
 
 
 def _world_readable(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    if "__pycache__" in info.name:
+    # Compiled bytecode stays in the node rootfs: its root is read-only, so a node could never cache it
+    # and would compile every module at each start. Elsewhere (a source checkout) it is noise.
+    if "__pycache__" in info.name and not info.name.startswith("rootfs/"):
         return None
     info.uid = info.gid = 0
     info.uname = info.gname = "root"
