@@ -98,6 +98,8 @@ def test_up_runs_the_stack_with_an_embedded_redis_and_stops_it(tmp_path) -> None
             (tmp_path / "data" / "redis").iterdir()
         )
         redis_port = _embedded_redis_port(tmp_path / "data" / "redis")
+        removed = requests.post(up.url + "/remove_tool", json={"tool_name": "calculator"}, timeout=30)
+        assert removed.json()["output"]["status"] == "exited"
     finally:
         code = up.stop(signal.SIGINT)
     assert code == 0, up.log()
