@@ -381,3 +381,70 @@ def test_process_runtime_without_docker(manager_factory) -> None:
         ]
         == "exited"
     )
+
+
+def test_idle_nodes_are_removed(manager_factory, node_image: str, redis_url: str) -> None:
+    manager = manager_factory(MSAGENT_RUNTIME="docker", MSAGENT_NODE_IDLE_TIMEOUT="2")
+    create_running(manager, "calculator", "idle")
+    container_id = record_of(redis_url, "idle", "calculator")["container_id"]
+    wait_for(
+        lambda: (
+            post(manager, "/check_tool_service_status", tool_name="calculator", tenant_id="idle").status_code
+            == 404
+        ),
+        30,
+        what="the idle node to be removed",
+    )
+    assert (
+        requests.get(manager.url + "/tools", params={"tenant_id": "idle"}, timeout=10).json()["output"][
+            "tools"
+        ]
+        == {}
+    )
+
+    def container_gone() -> bool:
+        try:
+            inspect(container_id)
+        except aiodocker.DockerError as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(container_gone, 15, what="the idle node's container to be removed")
+
+
+def test_a_call_longer_than_the_node_timeout_is_a_504(manager_factory, node_image: str) -> None:
+    manager = manager_factory(MSAGENT_RUNTIME="docker", MSAGENT_NODE_CALL_TIMEOUT="1")
+    create_running(manager, "code_interpreter", cfg={"timeout": 30})
+    reply = post(
+        manager, "/execute_tool", tool_name="code_interpreter", params={"code": "import time; time.sleep(5)"}
+    )
+    assert reply.status_code == 504
+    assert "code_interpreter" in reply.json()["message"] and "1s" in reply.json()["message"]
+    # the node is still there for the next call
+    quick = post(manager, "/execute_tool", tool_name="code_interpreter", params={"code": "1 + 1"})
+    assert quick.json()["output"]["result"] == "2"
+
+
+def test_node_gone_while_the_manager_was_down_is_marked_exited(
+    manager_factory, node_image: str, redis_url: str
+) -> None:
+    first = manager_factory(MSAGENT_RUNTIME="docker")
+    create_running(first, "calculator", "gone")
+    record = record_of(redis_url, "gone", "calculator")
+    first.stop()
+
+    async def remove() -> None:
+        async with aiodocker.Docker() as docker:
+            await docker.containers.container(record["container_id"]).delete(force=True)
+
+    asyncio.run(remove())
+    second = manager_factory(MSAGENT_RUNTIME="docker")
+    reply = post(second, "/check_tool_service_status", tool_name="calculator", tenant_id="gone").json()[
+        "output"
+    ]
+    assert reply["status"] == "exited" and "gone" in reply["error"]
+    import redis
+
+    owners = redis.Redis.from_url(redis_url, decode_responses=True).hgetall("msagent:ports:owners")
+    assert str(record["port"]) not in owners  # its port went back to the pool
+    create_running(second, "calculator", "gone")  # and it can be created again

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiodocker
+from aiodocker.exceptions import DockerError
 
 DEFAULT_TAG = "msagent-srv-node:latest"
 NODE_DISTRIBUTIONS = ("aiohttp", "pydantic")
@@ -173,6 +174,15 @@ class RootfsBuilder:
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: msagent-srv\nVersion: {dist.version}\n")
         entry_points = dist.read_text("entry_points.txt") or ""
         (info / "entry_points.txt").write_text(entry_points)
+        (info / "INSTALLER").write_text("msagent-srv build-image\n")
+        # a RECORD lets pip upgrade or uninstall this copy later (as the Dockerfile build on top does)
+        files = [
+            p.relative_to(site).as_posix()
+            for p in sorted(site.joinpath("msagent_srv").rglob("*"))
+            if p.is_file()
+        ]
+        files += [f"{info.name}/{name}" for name in ("METADATA", "entry_points.txt", "INSTALLER", "RECORD")]
+        (info / "RECORD").write_text("".join(f"{name},,\n" for name in files))
 
     def _add_system_files(self) -> None:
         etc = self.root / "etc"
@@ -237,8 +247,11 @@ async def _docker_build(
             forcerm=True,
             buildargs=buildargs,
         )
-        async for event in stream:
-            _report(event, progress)
+        try:
+            async for event in stream:
+                _report(event, progress)
+        except DockerError as exc:  # a failed step arrives as a stream error
+            raise ImageBuildError(str(exc.message if hasattr(exc, "message") else exc)) from None
         info = await docker.images.inspect(tag)
     return str(info["Id"])
 
