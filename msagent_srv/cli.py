@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-server", choices=["dashscope", "openai", "ollama"], help="env MODEL_SERVER"
     )
     assistant.add_argument("--default-model", help="model for requests that name none")
+    assistant.add_argument(
+        "--model", dest="model_path", help="serve this GGUF file in-process (env MSAGENT_MODEL_PATH)"
+    )
+    assistant.add_argument(
+        "--served-model-name", help="name of the --model model (env MSAGENT_SERVED_MODEL_NAME)"
+    )
 
     up = commands.add_parser("up", help="run the whole stack; starts an embedded Redis when none answers")
     _common(up)

@@ -48,6 +48,9 @@ ENVIRONMENT: dict[str, str] = {
     "openai_api_key": "OPENAI_API_KEY",
     "openai_base_url": "OPENAI_BASE_URL",
     "ollama_host": "OLLAMA_HOST",
+    "model_path": "MSAGENT_MODEL_PATH",
+    "served_model_name": "MSAGENT_SERVED_MODEL_NAME",
+    "local_n_ctx": "MSAGENT_LOCAL_N_CTX",
 }
 
 
@@ -108,6 +111,11 @@ class Settings(BaseModel):
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     ollama_host: str = "http://127.0.0.1:11434"
+    model_path: str | None = Field(
+        None, description="a GGUF file served in-process (needs the [local] extra)"
+    )
+    served_model_name: str = Field("local", description="the model name the local model answers to")
+    local_n_ctx: int = Field(4096, ge=256)
 
     session_history_cap: int = Field(200, ge=1)
     session_ttl: int = Field(7 * 24 * 3600, ge=1)

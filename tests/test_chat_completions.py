@@ -421,3 +421,84 @@ def test_dashscope_backend_through_its_sdk(assistant_factory, upstream: Scripted
         upstream.headers[1].get("X-DashScope-SSE", "").lower() == "enable"
         or upstream.requests[1]["parameters"].get("incremental_output") is True
     )
+
+
+NATIVE_CALL = {
+    "id": "call_native1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Kyiv"}'},
+}
+
+
+def test_native_mode_passes_tools_to_the_upstream(assistant_factory, upstream: ScriptedUpstream) -> None:
+    service = assistant_factory(MSAGENT_FUNCTION_CALLING="openai=native")
+    upstream.native_calls = [NATIVE_CALL]
+    messages = [{"role": "user", "content": "Kyiv?"}]
+    reply = client(service).chat.completions.create(model="m", messages=messages, tools=[WEATHER])
+    assert reply.choices[0].message.tool_calls[0].id == "call_native1"
+    assert reply.choices[0].finish_reason == "tool_calls"
+    assert upstream.requests[0]["tools"][0]["function"]["name"] == "get_weather"
+    assert "stop" not in upstream.requests[0]  # no ReAct prompt
+    streamed = list(
+        client(service).chat.completions.create(model="m", messages=messages, tools=[WEATHER], stream=True)
+    )
+    arguments = "".join(
+        tc.function.arguments or "" for c in streamed for tc in c.choices[0].delta.tool_calls or []
+    )
+    assert json.loads(arguments) == {"city": "Kyiv"}
+    assert streamed[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_auto_mode_falls_back_to_emulation_when_tools_are_rejected(
+    assistant_factory, upstream: ScriptedUpstream
+) -> None:
+    service = assistant_factory(MSAGENT_FUNCTION_CALLING="auto")
+    upstream.reject_tools = (
+        '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+    )
+    upstream.script = ['Action: get_weather\nAction Input: {"city": "Kyiv"}']
+    reply = client(service).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Kyiv?"}], tools=[WEATHER]
+    )
+    assert json.loads(reply.choices[0].message.tool_calls[0].function.arguments) == {"city": "Kyiv"}
+    assert "tools" in upstream.requests[0] and "tools" not in upstream.requests[1]
+    native_only = assistant_factory(MSAGENT_FUNCTION_CALLING="native")
+    with pytest.raises(openai.BadRequestError):
+        client(native_only).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "Kyiv?"}], tools=[WEATHER]
+        )
+
+
+def test_ollama_backend_needs_no_key(assistant_factory, upstream: ScriptedUpstream) -> None:
+    service = assistant_factory(MODEL_SERVER="ollama", OLLAMA_HOST=f"http://127.0.0.1:{upstream.port}")
+    upstream.script = ["llama says hi"]
+    reply = requests.post(
+        service.url + "/v1/chat/completions",
+        timeout=30,
+        json={"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "llama says hi"
+    assert "Authorization" not in upstream.headers[0] and upstream.requests[0]["model"] == "llama3.2"
+
+
+def test_client_disconnect_stops_the_upstream_stream(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    import time
+
+    upstream.script = ["word " * 200]
+    upstream.chunks, upstream.chunk_delay = 100, 0.05  # five seconds of streaming
+    with requests.post(
+        assistant.url + "/v1/chat/completions",
+        stream=True,
+        timeout=30,
+        headers={"Authorization": "Bearer k"},
+        json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "talk"}]},
+    ) as reply:
+        lines = reply.iter_lines()
+        assert next(lines).startswith(b"data: ")
+    # the client is gone; the upstream must see its stream closed well before the five seconds end
+    deadline = time.monotonic() + 4
+    while upstream.disconnects == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert upstream.disconnects == 1

@@ -29,6 +29,11 @@ class ScriptedUpstream:
         self.fail_status: int | None = None
         self.delay = 0.0
         self.chunks = 10
+        self.chunk_delay = 0.0
+        self.disconnects = 0
+        # requests with `tools`: None = answer them natively from `native_calls`, else reject with this text
+        self.reject_tools: str | None = None
+        self.native_calls: list[dict[str, Any]] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._ready = threading.Event()
@@ -36,7 +41,8 @@ class ScriptedUpstream:
     # -- control --------------------------------------------------------------------------------------
     def reset(self, script: Script | None = None) -> None:
         self.script, self.requests, self.headers = script or [], [], []
-        self.fail_status, self.delay, self.chunks = None, 0.0, 10
+        self.fail_status, self.delay, self.chunks, self.chunk_delay = None, 0.0, 10, 0.0
+        self.disconnects, self.reject_tools, self.native_calls = 0, None, []
 
     @property
     def openai_url(self) -> str:
@@ -96,19 +102,32 @@ class ScriptedUpstream:
                 }
             }
             return web.json_response(error, status=self.fail_status)
+        if body.get("tools") and self.reject_tools:  # as vLLM without a tool parser answers
+            error = {
+                "object": "error",
+                "message": self.reject_tools,
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+            }
+            return web.json_response({"error": error}, status=400)
         stop = body.get("stop") or []
-        text = self._next_text(body, [stop] if isinstance(stop, str) else stop)
+        text = "" if body.get("tools") else self._next_text(body, [stop] if isinstance(stop, str) else stop)
         created, cid, model = int(time.time()), "chatcmpl-" + uuid.uuid4().hex[:24], body.get("model", "")
         usage = {
             "prompt_tokens": 11,
             "completion_tokens": max(1, len(text) // 4),
             "total_tokens": 11 + max(1, len(text) // 4),
         }
+        calls = self.native_calls if body.get("tools") else []
         if not body.get("stream"):
+            message = {"role": "assistant", "content": text or None, "refusal": None}
+            if calls:
+                message["tool_calls"] = calls
             return web.json_response({
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                             "logprobs": None, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": message,
+                             "logprobs": None, "finish_reason": "tool_calls" if calls else "stop"}],
                 "usage": usage, "system_fingerprint": None,
             })  # fmt: skip
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -137,17 +156,46 @@ class ScriptedUpstream:
                 ],
             }
         )
-        for piece in self._pieces(text):
-            await send(
-                {
-                    **base,
-                    "choices": [
-                        {"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}
-                    ],
-                }
-            )
+        try:
+            for piece in self._pieces(text) if text else []:
+                if self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+                await send(
+                    {
+                        **base,
+                        "choices": [
+                            {"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}
+                        ],
+                    }
+                )
+        except ConnectionResetError:
+            self.disconnects += 1  # the caller went away mid-stream
+            return response
+        for index, call in enumerate(calls):
+            first = {
+                "index": index,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            rest = {"index": index, "function": {"arguments": call["function"]["arguments"]}}
+            for delta in (first, rest):
+                await send(
+                    {
+                        **base,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "delta": {"tool_calls": [delta]},
+                                "logprobs": None,
+                                "finish_reason": None,
+                            }
+                        ],
+                    }
+                )
+        finish = "tool_calls" if calls else "stop"
         await send(
-            {**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]}
+            {**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}]}
         )
         if (body.get("stream_options") or {}).get("include_usage"):
             await send({**base, "choices": [], "usage": usage})

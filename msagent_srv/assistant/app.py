@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> web.Application:
             timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout, sock_connect=10),
         )
         router = BackendRouter(settings, session)
+        await router.start()
         app[STORE], app[ROUTER] = store, router
         app[CHAT] = ChatService(settings, router)
         yield

@@ -107,7 +107,11 @@ class ChatService:
         self.settings, self.router = settings, router
 
     def plan(self, request: ChatCompletionRequest, api_key: str | None) -> ChatPlan:
-        model = request.model or self.settings.default_model
+        model = (
+            request.model
+            or self.settings.default_model
+            or (self.settings.served_model_name if self.settings.model_path else "")
+        )
         backend = self.router.backend_for(model)
         mode = self.settings.function_calling_mode(backend.name)
         return ChatPlan(request, backend, mode, api_key, model)

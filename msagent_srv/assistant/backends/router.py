@@ -35,6 +35,17 @@ class BackendRouter:
             ),
         }
         self.routes = settings.routes()
+        if settings.model_path:
+            from .local import LocalModelBackend
+
+            self.backends["local"] = LocalModelBackend(settings.model_path, n_ctx=settings.local_n_ctx)
+            self.routes.setdefault(settings.served_model_name, "local")
+
+    async def start(self) -> None:
+        """Load what must be loaded before the first request (a local model)."""
+        local = self.backends.get("local")
+        if local is not None:
+            await local.load()  # type: ignore[attr-defined]
 
     def add(self, name: str, backend: Backend) -> None:
         self.backends[name] = backend
@@ -50,7 +61,10 @@ class BackendRouter:
         """(model, backend) pairs the server knows by name."""
         known = dict(self.routes)
         if self.settings.default_model:
-            known.setdefault(self.settings.default_model, self.settings.model_server)
+            known.setdefault(
+                self.settings.default_model,
+                self.routes.get(self.settings.default_model, self.settings.model_server),
+            )
         return sorted(known.items())
 
     async def close(self) -> None:
