@@ -3,17 +3,18 @@ function calling), and the backend's answer into OpenAI's reply or stream."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ..ids import random_hex
 from ..settings import Settings
 from .backends.base import Backend, Generation, GenerationRequest, ToolsRejected
 from .backends.router import BackendRouter
-from .function_calling.parser import ParsedCall, ToolCallParser, new_call_id
-from .function_calling.prompt import STOP_WORDS, language_of, render_messages, tool_prompt
+from .function_calling.parser import ParsedCall, new_call_id
+from .function_calling.prompt import STOP_WORDS, language_of, render_messages
 from .function_calling.stream import StreamEvent, ToolCallStream
+from .function_calling.toolset import ToolSetCache
 from .protocol import (
     AssistantMessage,
     ChatCompletion,
@@ -38,14 +39,20 @@ REASK = {
 
 
 def completion_id() -> str:
-    return "chatcmpl-" + secrets.token_hex(12)
+    return "chatcmpl-" + random_hex(12)
 
 
 class ChatPlan:
     """How one request is served: which backend, which messages, emulated or native tools."""
 
     def __init__(
-        self, request: ChatCompletionRequest, backend: Backend, mode: str, api_key: str | None, model: str
+        self,
+        request: ChatCompletionRequest,
+        backend: Backend,
+        mode: str,
+        api_key: str | None,
+        model: str,
+        toolsets: ToolSetCache,
     ) -> None:
         self.request, self.backend, self.model = request, backend, model
         choice = request.tool_choice
@@ -57,8 +64,8 @@ class ChatPlan:
         tools = request.tools or []
         if self.named:
             tools = [t for t in tools if t.function.name == self.named]
-        self.tools = tools
-        self.parser = ToolCallParser(tools)
+        self.toolset = toolsets.get(tools)
+        self.tools, self.parser = tools, self.toolset.parser
         self.language = language_of(request.messages)
         self.api_key = api_key
 
@@ -90,8 +97,7 @@ class ChatPlan:
             return base
         prompt = None
         if self.use_tools:
-            prompt = tool_prompt(
-                self.tools,
+            prompt = self.toolset.prompt(
                 parallel=r.parallel_tool_calls,
                 language=self.language,
                 required=self.required,
@@ -105,6 +111,7 @@ class ChatPlan:
 class ChatService:
     def __init__(self, settings: Settings, router: BackendRouter) -> None:
         self.settings, self.router = settings, router
+        self.toolsets = ToolSetCache()
 
     def plan(self, request: ChatCompletionRequest, api_key: str | None) -> ChatPlan:
         model = (
@@ -114,7 +121,7 @@ class ChatService:
         )
         backend = self.router.backend_for(model)
         mode = self.settings.function_calling_mode(backend.name)
-        return ChatPlan(request, backend, mode, api_key, model)
+        return ChatPlan(request, backend, mode, api_key, model, self.toolsets)
 
     # -- whole replies -------------------------------------------------------------------------------------
     async def complete(self, plan: ChatPlan) -> ChatCompletion:
@@ -185,7 +192,9 @@ class ChatService:
         return self._reply(plan, generation.text or None, calls, finish, usage)
 
     # -- streams -------------------------------------------------------------------------------------------
-    async def stream(self, plan: ChatPlan) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self, plan: ChatPlan) -> AsyncIterator[list[ChatCompletionChunk]]:
+        """Batches of chunks, one batch per upstream piece, so each batch goes out in one write. The first
+        batch waits for the upstream's first piece: an upstream that refuses still gets its HTTP status."""
         chunk_id, created = completion_id(), int(time.time())
 
         def chunk(delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
@@ -196,16 +205,34 @@ class ChatService:
                 choices=[ChunkChoice(delta=delta, finish_reason=finish)],
             )  # type: ignore[arg-type]
 
-        yield chunk(Delta(role="assistant", content=""))
-        if plan.native:
+        def usage_chunk(usage: Usage) -> ChatCompletionChunk:
+            return ChatCompletionChunk(
+                id=chunk_id, created=created, model=plan.model, choices=[], usage=usage
+            )
+
+        opening: list[ChatCompletionChunk] = [chunk(Delta(role="assistant", content=""))]
+        source = self._native_stream(plan, chunk, usage_chunk) if plan.native else None
+        if source is not None:
             try:
-                async for piece in self._native_stream(plan, chunk, chunk_id, created):
-                    yield piece
-                return
+                first = await anext(source)
             except ToolsRejected:
                 if not plan.fallback:
                     raise
-                plan.native = False
+                plan.native, source = False, None
+            else:
+                yield opening + first
+                async for batch in source:
+                    yield batch
+                return
+        async for batch in self._emulated_stream(plan, chunk, usage_chunk):
+            if opening:
+                batch, opening = opening + batch, []
+            if batch:
+                yield batch
+
+    async def _emulated_stream(
+        self, plan: ChatPlan, chunk: Any, usage_chunk: Any
+    ) -> AsyncIterator[list[ChatCompletionChunk]]:
         upstream = plan.generation_request(emulate=True)
         parser = (
             ToolCallStream(plan.parser, parallel=plan.request.parallel_tool_calls) if plan.use_tools else None
@@ -215,20 +242,20 @@ class ChatService:
         text, finish, usage = [], "stop", None
         call_index = 0
 
-        def translate(events: list[StreamEvent]) -> list[Delta]:
-            """Parser events as deltas; prose is held back while a call is required."""
+        def translate(events: list[StreamEvent]) -> list[ChatCompletionChunk]:
+            """Parser events as chunks; prose is held back while a call is required."""
             nonlocal call_index
-            deltas: list[Delta] = []
+            chunks: list[ChatCompletionChunk] = []
             for event in events:
                 if event.content is not None:
                     if hold_content:
                         held.append(event.content)
                     else:
-                        deltas.append(Delta(content=event.content))
+                        chunks.append(chunk(Delta(content=event.content)))
                 if event.call is not None:
-                    deltas.extend(_call_deltas(event.call, call_index))
+                    chunks.extend(chunk(d) for d in _call_deltas(event.call, call_index))
                     call_index += 1
-            return deltas
+            return chunks
 
         async for piece in plan.backend.stream(upstream):
             text.append(piece.text)
@@ -236,16 +263,14 @@ class ChatService:
             if piece.finish_reason:
                 finish = piece.finish_reason
             if parser is None:
-                if piece.text:
-                    yield chunk(Delta(content=piece.text))
+                yield [chunk(Delta(content=piece.text))] if piece.text else []
                 continue
-            for delta in translate(parser.feed(piece.text)):
-                yield chunk(delta)
+            yield translate(parser.feed(piece.text))
             if parser.done:
                 break  # leaving the loop closes the upstream request: generation stops here
+        closing: list[ChatCompletionChunk] = []
         if parser is not None:
-            for delta in translate(parser.finish()):
-                yield chunk(delta)
+            closing += translate(parser.finish())
             if plan.required and call_index == 0:
                 upstream.messages = [
                     *upstream.messages,
@@ -255,38 +280,46 @@ class ChatService:
                 retry = await plan.backend.generate(upstream)
                 parsed = plan.parser.parse(retry.text, parallel=plan.request.parallel_tool_calls)
                 for call in parsed.calls:
-                    for delta in _call_deltas(call, call_index):
-                        yield chunk(delta)
+                    closing.extend(chunk(d) for d in _call_deltas(call, call_index))
                     call_index += 1
                 if not parsed.calls:
                     held.append(parsed.content or "")
             if held and call_index == 0:
-                yield chunk(Delta(content="".join(held)))
-        final = "tool_calls" if call_index else ("length" if finish == "length" else "stop")
-        yield chunk(Delta(), final)
+                closing.append(chunk(Delta(content="".join(held))))
+        closing.append(
+            chunk(Delta(), "tool_calls" if call_index else ("length" if finish == "length" else "stop"))
+        )
         if plan.request.stream_options and plan.request.stream_options.include_usage:
-            usage = self._usage(Generation(text="".join(text), usage=usage), upstream.messages)
-            yield ChatCompletionChunk(id=chunk_id, created=created, model=plan.model, choices=[], usage=usage)
+            closing.append(
+                usage_chunk(self._usage(Generation(text="".join(text), usage=usage), upstream.messages))
+            )
+        yield closing
 
     async def _native_stream(
-        self, plan: ChatPlan, chunk: Any, chunk_id: str, created: int
-    ) -> AsyncIterator[ChatCompletionChunk]:
+        self, plan: ChatPlan, chunk: Any, usage_chunk: Any
+    ) -> AsyncIterator[list[ChatCompletionChunk]]:
         upstream = plan.generation_request(emulate=False)
         finish, text, usage, called = "stop", [], None, False
         async for piece in plan.backend.stream(upstream):
             usage = piece.usage or usage
+            batch = []
             if piece.text:
                 text.append(piece.text)
-                yield chunk(Delta(content=piece.text))
+                batch.append(chunk(Delta(content=piece.text)))
             if piece.tool_calls:
                 called = True
-                yield chunk(Delta(tool_calls=[ToolCallDelta.model_validate(c) for c in piece.tool_calls]))
+                batch.append(
+                    chunk(Delta(tool_calls=[ToolCallDelta.model_validate(c) for c in piece.tool_calls]))
+                )
             if piece.finish_reason:
                 finish = piece.finish_reason
-        yield chunk(Delta(), "tool_calls" if called else finish)
+            yield batch
+        closing = [chunk(Delta(), "tool_calls" if called else finish)]
         if plan.request.stream_options and plan.request.stream_options.include_usage:
-            usage = self._usage(Generation(text="".join(text), usage=usage), upstream.messages)
-            yield ChatCompletionChunk(id=chunk_id, created=created, model=plan.model, choices=[], usage=usage)
+            closing.append(
+                usage_chunk(self._usage(Generation(text="".join(text), usage=usage), upstream.messages))
+            )
+        yield closing
 
 
 def _call_deltas(call: ParsedCall, index: int) -> list[Delta]:

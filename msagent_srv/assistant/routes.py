@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic_core import to_json
 
-from ..web.bodies import read_json, validation_error
-from ..web.envelopes import dumps
+from ..web.bodies import read_model
 from ..web.errors import ApiError
 from .backends.base import UpstreamError
 from .backends.router import UnknownBackend
 from .keys import CHAT, ROUTER
-from .protocol import ChatCompletionRequest, ModelCard, ModelList
+from .protocol import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
 
 log = logging.getLogger("msagent_srv.assistant")
 
@@ -27,13 +26,7 @@ def _bearer(request: web.Request) -> str | None:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    data = await read_json(request)
-    if not isinstance(data, dict):
-        raise ApiError(400, "request body must be a JSON object", code="invalid_json")
-    try:
-        body = ChatCompletionRequest.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
+    body = await read_model(request, ChatCompletionRequest)
     service = request.app[CHAT]
     try:
         plan = service.plan(body, _bearer(request))
@@ -48,15 +41,22 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         if not body.stream:
             reply = await service.complete(plan)
-            payload = reply.model_dump(mode="json")
-            payload.update(request_id=request["request_id"], message="", output=None)  # legacy keys
-            return web.json_response(payload, dumps=dumps)
+            # the legacy keys ride along at the end of OpenAI's object
+            legacy = to_json({"request_id": request["request_id"], "message": "", "output": None})
+            body = reply.__pydantic_serializer__.to_json(reply)[:-1] + b"," + legacy[1:]
+            return web.Response(body=body, content_type="application/json")
         return await _stream(request, service.stream(plan))
     except UpstreamError as exc:
         raise ApiError(exc.status, exc.message, code=exc.code) from None
 
 
-async def _stream(request: web.Request, chunks) -> web.StreamResponse:
+def _sse(chunks: list[ChatCompletionChunk]) -> bytes:
+    return b"".join(b"data: " + c.__pydantic_serializer__.to_json(c) + b"\n\n" for c in chunks)
+
+
+async def _stream(
+    request: web.Request, batches: AsyncIterator[list[ChatCompletionChunk]]
+) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -64,21 +64,20 @@ async def _stream(request: web.Request, chunks) -> web.StreamResponse:
             "X-Request-ID": request["request_id"],
         }
     )
-    iterator = aiter(chunks)
     try:
-        first = await anext(iterator)  # errors before the first byte still get a proper status
+        first = await anext(batches)  # the upstream has answered: its refusals still get a proper status
     except UpstreamError as exc:
         raise ApiError(exc.status, exc.message, code=exc.code) from None
     await response.prepare(request)
     try:
-        await response.write(b"data: " + first.model_dump_json(exclude_none=False).encode() + b"\n\n")
-        async for chunk in iterator:
-            await response.write(b"data: " + chunk.model_dump_json().encode() + b"\n\n")
+        await response.write(_sse(first))
+        async for batch in batches:
+            await response.write(_sse(batch))
     except UpstreamError as exc:
         error = {"error": {"message": exc.message, "type": "upstream_error", "param": None, "code": exc.code}}
-        await response.write(b"data: " + json.dumps(error).encode() + b"\n\n")
+        await response.write(b"data: " + to_json(error) + b"\n\n")
     except (ConnectionResetError, asyncio.CancelledError):
-        await iterator.aclose()  # client gone: close the upstream request
+        await batches.aclose()  # client gone: close the upstream request
         raise
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import functools
-import json
 from typing import Any
 
 from aiohttp import web
+from pydantic_core import to_json
 
 from .errors import ApiError
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
-# Chinese tool output stays readable on the wire.
-dumps = functools.partial(json.dumps, ensure_ascii=False)
+
+def json_body(data: Any, status: int = 200) -> web.Response:
+    """A JSON response serialised by pydantic-core: several times faster than the json module, and
+    Chinese text stays readable (UTF-8, not \\u escapes)."""
+    return web.Response(body=to_json(data), status=status, content_type="application/json")
 
 
 def request_id(request: web.Request) -> str:
@@ -22,9 +24,7 @@ def request_id(request: web.Request) -> str:
 
 def envelope(request: web.Request, output: Any = None, message: str = "", status: int = 200) -> web.Response:
     """The manager's (and legacy assistant's) reply shape."""
-    return web.json_response(
-        {"request_id": request_id(request), "message": message, "output": output}, status=status, dumps=dumps
-    )
+    return json_body({"request_id": request_id(request), "message": message, "output": output}, status)
 
 
 def render_legacy(request: web.Request, error: ApiError) -> web.Response:
@@ -33,4 +33,4 @@ def render_legacy(request: web.Request, error: ApiError) -> web.Response:
 
 def render_openai(request: web.Request, error: ApiError) -> web.Response:
     body = {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
-    return web.json_response(body, status=error.status, dumps=dumps)
+    return json_body(body, error.status)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ..ids import random_hex
 from .envelopes import REQUEST_ID_HEADER
 from .errors import ApiError
 
@@ -37,7 +37,7 @@ def error_middleware(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request["request_id"] = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        request["request_id"] = request.headers.get(REQUEST_ID_HEADER) or random_hex(16)
         started = time.perf_counter()
         try:
             response = await handler(request)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from pydantic_core import from_json, to_json
 
 from .base import (
     Generation,
@@ -57,7 +58,10 @@ class OpenAICompatibleBackend:
 
     def _headers(self, request: GenerationRequest) -> dict[str, str]:
         key = self.api_key or request.api_key
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
 
     async def _error(self, response: aiohttp.ClientResponse, request: GenerationRequest) -> UpstreamError:
         raw = await response.text()
@@ -73,7 +77,7 @@ class OpenAICompatibleBackend:
     def _post(self, request: GenerationRequest, stream: bool) -> Any:
         return self.session.post(
             f"{self.base_url}/chat/completions",
-            json=self._payload(request, stream),
+            data=to_json(self._payload(request, stream)),
             headers=self._headers(request),
             timeout=self.timeout,
         )
@@ -83,11 +87,12 @@ class OpenAICompatibleBackend:
             async with self._post(request, False) as response:
                 if response.status != 200:
                     raise await self._error(response, request)
-                data = await response.json(content_type=None)
+                raw = await response.read()
         try:
+            data = from_json(raw)
             choice = data["choices"][0]
             message = choice.get("message") or {}
-        except (KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError):
             raise UpstreamError(
                 502, f"upstream {self.name} sent a malformed reply", "upstream_bad_reply"
             ) from None
@@ -111,7 +116,7 @@ class OpenAICompatibleBackend:
                     if data == b"[DONE]":
                         break
                     try:
-                        event = json.loads(data)
+                        event = from_json(data)
                     except ValueError:
                         continue
                     chunk = GenerationChunk(usage=usage_of(event.get("usage")))

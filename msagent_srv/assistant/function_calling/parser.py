@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 import json
 import re
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...ids import random_hex
 from ..protocol import ToolDefinition
 
 _ACTION = re.compile(r"(?:^|\n)[ \t>*#]*Action[ \t]*[:：][ \t]*", re.IGNORECASE)
@@ -20,7 +20,7 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)\s*```", re.DOTALL)
 
 
 def new_call_id() -> str:
-    return "call_" + secrets.token_hex(12)
+    return "call_" + random_hex(12)
 
 
 @dataclass
