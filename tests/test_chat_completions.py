@@ -502,3 +502,66 @@ def test_client_disconnect_stops_the_upstream_stream(
     while upstream.disconnects == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert upstream.disconnects == 1
+
+
+def test_named_tool_choice_takes_bare_arguments(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    # a model that answers with only the arguments, as it would after a prefilled `Action: get_weather`
+    upstream.reset(['{"city": "Oslo"}', 'Action Input: {"city": "Oslo"}'])
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    messages = [{"role": "user", "content": "Oslo?"}]
+    reply = client(assistant).chat.completions.create(
+        model="m", messages=messages, tools=[WEATHER], tool_choice=named
+    )
+    assert json.loads(reply.choices[0].message.tool_calls[0].function.arguments) == {"city": "Oslo"}
+    stream = client(assistant).chat.completions.create(
+        model="m", messages=messages, tools=[WEATHER], tool_choice=named, stream=True
+    )
+    arguments = "".join(
+        tc.function.arguments or "" for c in stream for tc in c.choices[0].delta.tool_calls or []
+    )
+    assert json.loads(arguments) == {"city": "Oslo"}
+    assert len(upstream.requests) == 2  # no re-ask was needed
+
+
+def test_legacy_transcript_content_option(assistant_factory, upstream: ScriptedUpstream) -> None:
+    service = assistant_factory(MSAGENT_LEGACY_TRANSCRIPT_CONTENT="true")
+    transcript = 'Let me see.\nAction: get_weather\nAction Input: {"city": "Oslo"}\n'
+    upstream.reset([transcript])
+    reply = client(service).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Oslo?"}], tools=[WEATHER]
+    )
+    assert reply.choices[0].message.content == transcript
+    assert reply.choices[0].message.tool_calls[0].function.name == "get_weather"
+
+
+def test_usage_is_counted_when_the_upstream_reports_none(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    upstream.reset(["one two three four", "one two three four"])
+    upstream.omit_usage = True
+    messages = [{"role": "user", "content": "count 你好"}]
+    reply = client(assistant).chat.completions.create(model="m", messages=messages)
+    assert 4 <= reply.usage.completion_tokens <= 6 and reply.usage.prompt_tokens > 2  # counted here
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    chunks = list(
+        client(assistant).chat.completions.create(
+            model="m", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].usage.completion_tokens == reply.usage.completion_tokens
+
+
+def test_upstream_rate_limit_is_a_429(assistant: ServiceProcess, upstream: ScriptedUpstream) -> None:
+    upstream.fail_status = 429
+    with pytest.raises(openai.RateLimitError) as caught:
+        client(assistant).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 429 and isinstance(caught.value.body["code"], str)
+    stream_error = requests.post(
+        assistant.url + "/v1/chat/completions",
+        timeout=30,
+        headers={"Authorization": "Bearer k"},
+        json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert stream_error.status_code == 429  # refused before the first byte: a real status, not an SSE event

@@ -34,6 +34,7 @@ class ScriptedUpstream:
         # requests with `tools`: None = answer them natively from `native_calls`, else reject with this text
         self.reject_tools: str | None = None
         self.native_calls: list[dict[str, Any]] = []
+        self.omit_usage = False  # as some OpenAI-compatible servers do
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._ready = threading.Event()
@@ -43,6 +44,7 @@ class ScriptedUpstream:
         self.script, self.requests, self.headers = script or [], [], []
         self.fail_status, self.delay, self.chunks, self.chunk_delay = None, 0.0, 10, 0.0
         self.disconnects, self.reject_tools, self.native_calls = 0, None, []
+        self.omit_usage = False
 
     @property
     def openai_url(self) -> str:
@@ -128,7 +130,7 @@ class ScriptedUpstream:
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": message,
                              "logprobs": None, "finish_reason": "tool_calls" if calls else "stop"}],
-                "usage": usage, "system_fingerprint": None,
+                "usage": None if self.omit_usage else usage, "system_fingerprint": None,
             })  # fmt: skip
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -197,7 +199,7 @@ class ScriptedUpstream:
         await send(
             {**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}]}
         )
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if (body.get("stream_options") or {}).get("include_usage") and not self.omit_usage:
             await send({**base, "choices": [], "usage": usage})
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()

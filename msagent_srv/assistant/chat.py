@@ -11,7 +11,7 @@ from ..ids import random_hex
 from ..settings import Settings
 from .backends.base import Backend, Generation, GenerationRequest, ToolsRejected
 from .backends.router import BackendRouter
-from .function_calling.parser import ParsedCall, new_call_id
+from .function_calling.parser import ParsedCall, ParsedReply, new_call_id
 from .function_calling.prompt import STOP_WORDS, language_of, render_messages
 from .function_calling.stream import StreamEvent, ToolCallStream
 from .function_calling.toolset import ToolSetCache
@@ -138,7 +138,7 @@ class ChatService:
         usage = self._usage(generation, upstream.messages)
         if not plan.use_tools:
             return self._reply(plan, generation.text, [], generation.finish_reason, usage)
-        parsed = plan.parser.parse(generation.text, parallel=plan.request.parallel_tool_calls)
+        parsed = self._parse(plan, generation.text)
         if plan.required and not parsed.calls:
             upstream.messages = [
                 *upstream.messages,
@@ -147,12 +147,21 @@ class ChatService:
             ]
             generation = await plan.backend.generate(upstream)
             usage = _add(usage, self._usage(generation, upstream.messages))
-            parsed = plan.parser.parse(generation.text, parallel=plan.request.parallel_tool_calls)
+            parsed = self._parse(plan, generation.text)
         content = generation.text if self.settings.legacy_transcript_content else parsed.content
         finish = (
             "tool_calls" if parsed.calls else ("length" if generation.finish_reason == "length" else "stop")
         )
         return self._reply(plan, content, parsed.calls, finish, usage)
+
+    @staticmethod
+    def _parse(plan: ChatPlan, text: str) -> ParsedReply:
+        parsed = plan.parser.parse(text, parallel=plan.request.parallel_tool_calls)
+        if not parsed.calls and plan.named:
+            named = plan.parser.parse_named(plan.named, text)
+            if named is not None:
+                return ParsedReply(content=None, calls=[named])
+        return parsed
 
     def _usage(self, generation: Generation, messages: list[dict[str, Any]]) -> Usage:
         if generation.usage and generation.usage.total_tokens:
@@ -277,8 +286,12 @@ class ChatService:
                     {"role": "assistant", "content": "".join(text)},
                     {"role": "user", "content": REASK[plan.language]},
                 ]
-                retry = await plan.backend.generate(upstream)
-                parsed = plan.parser.parse(retry.text, parallel=plan.request.parallel_tool_calls)
+                named = plan.parser.parse_named(plan.named, "".join(text)) if plan.named else None
+                if named is not None:
+                    parsed = ParsedReply(content=None, calls=[named])
+                else:
+                    retry = await plan.backend.generate(upstream)
+                    parsed = self._parse(plan, retry.text)
                 for call in parsed.calls:
                     closing.extend(chunk(d) for d in _call_deltas(call, call_index))
                     call_index += 1

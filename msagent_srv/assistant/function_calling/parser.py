@@ -157,15 +157,10 @@ class ToolCallParser:
         head = segments[0]
         calls: list[ParsedCall] = []
         for segment in segments[1:]:
-            name_part, sep, input_part = _ACTION_INPUT.split(segment, 1)[0], True, ""
             pieces = _ACTION_INPUT.split(segment, 1)
-            if len(pieces) == 2:
-                name_part, input_part = pieces
-            else:
-                sep = False
-            if not sep:
-                continue
-            call = self.parse_call(name_part.split("\n", 1)[0], input_part)
+            if len(pieces) < 2:
+                continue  # an Action without its input
+            call = self.parse_call(pieces[0].split("\n", 1)[0], pieces[1])
             if call is not None:
                 calls.append(call)
             if calls and not parallel:
@@ -173,6 +168,13 @@ class ToolCallParser:
         if not calls:
             return ParsedReply(content=clean_content(text), calls=[])
         return ParsedReply(content=clean_content(head) or None, calls=calls)
+
+    def parse_named(self, name: str, text: str) -> ParsedCall | None:
+        """The arguments of `name` when the model wrote only them (as after a prefilled `Action: name`)."""
+        body = _ACTION_INPUT.split(text, 1)[-1]
+        if repair_json(body) is None:
+            return None
+        return self.parse_call(name, body)
 
 
 def clean_content(text: str) -> str:
