@@ -35,12 +35,14 @@ class ScriptedUpstream:
         self.reject_tools: str | None = None
         self.native_calls: list[dict[str, Any]] = []
         self.omit_usage = False  # as some OpenAI-compatible servers do
+        self._epoch = 0  # bumped by reset(): requests admitted before it no longer consume the script
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._ready = threading.Event()
 
     # -- control --------------------------------------------------------------------------------------
     def reset(self, script: Script | None = None) -> None:
+        self._epoch += 1
         self.script, self.requests, self.headers = script or [], [], []
         self.fail_status, self.delay, self.chunks, self.chunk_delay = None, 0.0, 10, 0.0
         self.disconnects, self.reject_tools, self.native_calls = 0, None, []
@@ -85,11 +87,16 @@ class ScriptedUpstream:
         return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
     async def _admit(self, request: web.Request) -> dict[str, Any]:
+        epoch = self._epoch
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         if self.delay:
             await asyncio.sleep(self.delay)
+        if (
+            epoch != self._epoch
+        ):  # a test that has ended: its late request must not eat the next test's script
+            raise web.HTTPServiceUnavailable(text="stale request")
         return body
 
     async def _openai(self, request: web.Request) -> web.StreamResponse:

@@ -139,11 +139,14 @@ class RootfsBuilder:
             self._copy(lib, image_prefix / "lib" / lib.name)
         # standard library
         stdlib = Path(sysconfig.get_paths()["stdlib"])
-        for path in stdlib.rglob("*"):
-            relative = path.relative_to(stdlib)
-            if relative.parts[0] in _STDLIB_SKIP or relative.parts[0].startswith("config-") or path.is_dir():
-                continue
-            self._copy(path, image_prefix / "lib" / self.version / relative)
+        for directory, subdirectories, files in os.walk(stdlib):
+            if Path(directory) == stdlib:  # never descend into site-packages, tests, tkinter...
+                subdirectories[:] = [
+                    d for d in subdirectories if d not in _STDLIB_SKIP and not d.startswith("config-")
+                ]
+            for name in files:
+                path = Path(directory) / name
+                self._copy(path, image_prefix / "lib" / self.version / path.relative_to(stdlib))
         # distributions
         site = image_prefix / "lib" / self.version / "site-packages"
         for dist in distribution_closure([*NODE_DISTRIBUTIONS, *self.extra]):

@@ -1,0 +1,33 @@
+"""What Python users import: remote tools used like local ones, and an agent that runs them."""
+
+from .agent import Agent
+from .errors import (
+    InvalidRequest,
+    ManagerUnreachable,
+    ToolExecutionError,
+    ToolFailedToStart,
+    ToolNotFound,
+    ToolNotRunning,
+    ToolServiceError,
+    ToolTimeout,
+)
+from .manager import AsyncManagerClient, ManagerClient, ToolInfo, ToolNodeStatus
+from .tool_proxy import AsyncToolServiceProxy, ToolServiceProxy
+
+__all__ = [
+    "Agent",
+    "AsyncManagerClient",
+    "AsyncToolServiceProxy",
+    "InvalidRequest",
+    "ManagerClient",
+    "ManagerUnreachable",
+    "ToolExecutionError",
+    "ToolFailedToStart",
+    "ToolInfo",
+    "ToolNodeStatus",
+    "ToolNotFound",
+    "ToolNotRunning",
+    "ToolServiceError",
+    "ToolServiceProxy",
+    "ToolTimeout",
+]
