@@ -51,6 +51,19 @@ ENVIRONMENT: dict[str, str] = {
     "model_path": "MSAGENT_MODEL_PATH",
     "served_model_name": "MSAGENT_SERVED_MODEL_NAME",
     "local_n_ctx": "MSAGENT_LOCAL_N_CTX",
+    "tool_manager_url": "TOOL_MANAGER_SERVICE_URL",
+    "agent_max_turns": "MSAGENT_AGENT_MAX_TURNS",
+    "upload_max_mb": "MSAGENT_UPLOAD_MAX_MB",
+    "qdrant_url": "QDRANT_URL",
+    "qdrant_api_key": "QDRANT_API_KEY",
+    "embedding_backend": "MSAGENT_EMBEDDING_BACKEND",
+    "embedding_model": "MSAGENT_EMBEDDING_MODEL",
+    "embedding_base_url": "MSAGENT_EMBEDDING_BASE_URL",
+    "embedding_api_key": "MSAGENT_EMBEDDING_API_KEY",
+    "chunk_tokens": "MSAGENT_CHUNK_TOKENS",
+    "chunk_overlap": "MSAGENT_CHUNK_OVERLAP",
+    "knowledge_top_k": "MSAGENT_KNOWLEDGE_TOP_K",
+    "knowledge_budget_tokens": "MSAGENT_KNOWLEDGE_BUDGET_TOKENS",
 }
 
 
@@ -116,6 +129,25 @@ class Settings(BaseModel):
     )
     served_model_name: str = Field("local", description="the model name the local model answers to")
     local_n_ctx: int = Field(4096, ge=256)
+
+    # assistant: agents, uploads, knowledge
+    tool_manager_url: str = Field("http://localhost:31511", description="manager for use_tool_api")
+    agent_max_turns: int = Field(5, ge=1, le=50)
+    upload_max_mb: int = Field(50, ge=1)
+    qdrant_url: str | None = Field(
+        None, description="a Qdrant server; unset = embedded local mode in data_dir"
+    )
+    qdrant_api_key: SecretStr | None = None
+    embedding_backend: Literal["local", "openai", "dashscope"] = "local"
+    embedding_model: str | None = Field(
+        None, description="local: a sentence-transformers path; API: a model name"
+    )
+    embedding_base_url: str | None = None
+    embedding_api_key: SecretStr | None = None
+    chunk_tokens: int = Field(200, ge=20)
+    chunk_overlap: int = Field(30, ge=0)
+    knowledge_top_k: int = Field(5, ge=1, le=50)
+    knowledge_budget_tokens: int = Field(1500, ge=100)
 
     session_history_cap: int = Field(200, ge=1)
     session_ttl: int = Field(7 * 24 * 3600, ge=1)

@@ -11,10 +11,15 @@ from ..settings import Settings
 from ..store import Store
 from ..web.envelopes import render_legacy, render_openai
 from ..web.middleware import Renderer, error_middleware
-from . import routes
+from . import files_routes, lite_routes, routes
 from .backends.router import BackendRouter
 from .chat import ChatService
-from .keys import CHAT, ROUTER, SETTINGS, STORE
+from .keys import CHAT, KNOWLEDGE, LITE, ROUTER, SETTINGS, STORE, TASKS
+from .knowledge.base import KnowledgeBase
+from .knowledge.embeddings import Embedder, HTTPEmbedder, SentenceTransformerEmbedder
+from .knowledge.store import VectorStore
+from .lite import LiteAgentService
+from .tasks import BackgroundTasks
 
 
 def _renderer(request: web.Request) -> Renderer:
@@ -46,7 +51,12 @@ def create_app(settings: Settings) -> web.Application:
         await router.start()
         app[STORE], app[ROUTER] = store, router
         app[CHAT] = ChatService(settings, router)
+        app[TASKS] = BackgroundTasks()
+        knowledge = app[KNOWLEDGE] = create_knowledge_base(settings, session, store)
+        app[LITE] = LiteAgentService(settings, app[CHAT], router, session, store, knowledge)
         yield
+        await app[TASKS].close()
+        await knowledge.close()
         await router.close()
         await session.close()
         await store.close()
@@ -54,4 +64,33 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/health", health)
     routes.add_routes(app)
+    files_routes.add_routes(app)
+    lite_routes.add_routes(app)
     return app
+
+
+def create_knowledge_base(settings: Settings, session: aiohttp.ClientSession, store: Store) -> KnowledgeBase:
+    """Embeddings (loaded on first use) and the vector store, as configured."""
+    secret = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
+    embedder: Embedder
+    if settings.embedding_backend == "local":
+        embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    elif settings.embedding_backend == "dashscope":
+        base = settings.embedding_base_url or "https://dashscope.aliyuncs.com/compatible-mode/v1"
+        key = secret or (
+            settings.dashscope_api_key.get_secret_value() if settings.dashscope_api_key else None
+        )
+        embedder = HTTPEmbedder(session, base, settings.embedding_model or "text-embedding-v3", key)
+    else:
+        base = settings.embedding_base_url or settings.openai_base_url
+        key = secret or (settings.openai_api_key.get_secret_value() if settings.openai_api_key else None)
+        embedder = HTTPEmbedder(session, base, settings.embedding_model or "text-embedding-3-small", key)
+    qdrant_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+    vectors = VectorStore(settings.data_dir / "qdrant", settings.qdrant_url, qdrant_key)
+    return KnowledgeBase(
+        vectors,
+        embedder,
+        store.files,
+        chunk_tokens=settings.chunk_tokens,
+        chunk_overlap=settings.chunk_overlap,
+    )

@@ -113,13 +113,15 @@ class ChatService:
         self.settings, self.router = settings, router
         self.toolsets = ToolSetCache()
 
-    def plan(self, request: ChatCompletionRequest, api_key: str | None) -> ChatPlan:
+    def plan(
+        self, request: ChatCompletionRequest, api_key: str | None, backend: Backend | None = None
+    ) -> ChatPlan:
         model = (
             request.model
             or self.settings.default_model
             or (self.settings.served_model_name if self.settings.model_path else "")
         )
-        backend = self.router.backend_for(model)
+        backend = backend or self.router.backend_for(model)
         mode = self.settings.function_calling_mode(backend.name)
         return ChatPlan(request, backend, mode, api_key, model, self.toolsets)
 

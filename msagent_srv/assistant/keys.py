@@ -8,8 +8,14 @@ from ..settings import Settings
 from ..store import Store
 from .backends.router import BackendRouter
 from .chat import ChatService
+from .knowledge.base import KnowledgeBase
+from .lite import LiteAgentService
+from .tasks import BackgroundTasks
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 ROUTER = web.AppKey("router", BackendRouter)
 CHAT = web.AppKey("chat", ChatService)
+KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
+LITE = web.AppKey("lite", LiteAgentService)
+TASKS = web.AppKey("tasks", BackgroundTasks)

@@ -220,3 +220,41 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+# -- /v1/assistants/lite ----------------------------------------------------------------------------------
+SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class AgentConfig(Lenient):
+    name: str = ""
+    description: str = ""
+    instruction: str = ""
+    tools: list[str | ToolDefinition] = Field(default_factory=list)
+    tool_cfg: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class LLMConfig(Lenient):
+    model: str = ""
+    model_server: Literal["dashscope", "openai", "ollama", "local"] | None = None
+    api_key: str | None = None
+    api_base: str | None = None
+    generate_config: dict[str, Any] = Field(default_factory=dict)
+
+
+class LiteAgentRequest(Lenient):
+    agent_config: AgentConfig = Field(default_factory=AgentConfig)
+    llm_config: LLMConfig = Field(default_factory=LLMConfig)
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    uuid_str: SafeId = "default"
+    stream: bool = False
+    stream_format: Literal["text", "sse"] = "text"
+    use_knowledge: bool = False
+    files: list[str] = Field(default_factory=list)
+    use_tool_api: bool = False
+    tenant_id: SafeId = "default"
+
+
+class FileRef(Lenient):
+    uuid_str: SafeId
+    name: str | None = None

@@ -19,7 +19,7 @@ from .protocol import ChatCompletionChunk, ChatCompletionRequest, ModelCard, Mod
 log = logging.getLogger("msagent_srv.assistant")
 
 
-def _bearer(request: web.Request) -> str | None:
+def bearer_key(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
@@ -29,10 +29,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_model(request, ChatCompletionRequest)
     service = request.app[CHAT]
     try:
-        plan = service.plan(body, _bearer(request))
+        plan = service.plan(body, bearer_key(request))
     except UnknownBackend as exc:
         raise ApiError(400, str(exc), param="model", code="model_not_found") from None
-    if plan.backend.needs_key and not (_bearer(request) or getattr(plan.backend, "api_key", None)):
+    if plan.backend.needs_key and not (bearer_key(request) or getattr(plan.backend, "api_key", None)):
         raise ApiError(
             401,
             f"no API key for backend {plan.backend.name}: send Authorization: Bearer KEY",

@@ -1,0 +1,95 @@
+"""/v1/files: upload (multipart), list, delete. Indexing runs in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import aiofiles.os
+from aiohttp import web
+from pydantic import ValidationError
+
+from ..store import FileRecord, NotFound
+from ..web.bodies import validation_error
+from ..web.envelopes import envelope
+from ..web.errors import ApiError
+from .keys import KNOWLEDGE, SETTINGS, STORE, TASKS
+from .protocol import FileRef
+from .uploads import receive
+
+
+def uploads_dir(request: web.Request) -> Path:
+    return request.app[SETTINGS].data_dir / "uploads"
+
+
+def _public(record: FileRecord) -> dict[str, object]:
+    return record.model_dump(mode="json", exclude={"path"})
+
+
+async def upload(request: web.Request) -> web.Response:
+    settings, store = request.app[SETTINGS], request.app[STORE]
+    root = uploads_dir(request)
+    session, staged, staging = await receive(request, root / ".staging", settings.upload_max_mb * 1024 * 1024)
+    replies: list[dict[str, object]] = []
+    try:
+        existing = {r.name: r for r in await store.files.list(session)}
+        target = root / session
+        await aiofiles.os.makedirs(target, exist_ok=True)
+        for item in staged:
+            same = existing.get(item.name)
+            twin = next((r for r in existing.values() if r.sha256 == item.sha256), None)
+            if twin is not None and (same is None or same.sha256 == item.sha256):
+                # identical content is kept once
+                replies.append({**_public(twin), "duplicate": True})
+                continue
+            path = target / item.name
+            await aiofiles.os.replace(item.path, path)  # a same-name upload replaces the old version
+            record = FileRecord(
+                name=item.name,
+                path=str(path),
+                size=item.size,
+                sha256=item.sha256,
+                content_type=item.content_type,
+            )
+            await store.files.put(session, record)
+            existing[item.name] = record
+            request.app[TASKS].spawn(request.app[KNOWLEDGE].index_file(session, item.name, path))
+            replies.append({**_public(record), "replaced": same is not None})
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return envelope(request, {"status": "ok", "uuid_str": session, "files": replies})
+
+
+def _ref(request: web.Request) -> FileRef:
+    try:
+        return FileRef.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+async def list_files(request: web.Request) -> web.Response:
+    ref = _ref(request)
+    records = await request.app[STORE].files.list(ref.uuid_str)
+    return envelope(request, {"uuid_str": ref.uuid_str, "files": [_public(r) for r in records]})
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    ref = _ref(request)
+    if not ref.name:
+        raise ApiError(400, "name the file to delete", param="name", code="missing_name")
+    store = request.app[STORE]
+    try:
+        record = await store.files.get(ref.uuid_str, ref.name)
+    except NotFound:
+        raise ApiError(404, f"file {ref.name!r} not found", param="name", code="file_not_found") from None
+    await store.files.delete(ref.uuid_str, ref.name)
+    await request.app[KNOWLEDGE].forget_file(ref.uuid_str, ref.name)
+    await asyncio.to_thread(Path(record.path).unlink, missing_ok=True)
+    return envelope(request, {"deleted": ref.name})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/files", upload)
+    app.router.add_get("/v1/files", list_files)
+    app.router.add_delete("/v1/files", delete_file)

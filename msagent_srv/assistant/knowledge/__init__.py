@@ -1,0 +1,1 @@
+"""Knowledge retrieval over uploaded files: loaders, chunking, embeddings, a Qdrant store, hybrid search."""

@@ -1,0 +1,232 @@
+"""Text out of documents, fast and offline, keeping the heading each passage sits under.
+
+Light parsers per type (pypdf, python-docx, beautifulsoup4, markdown-it-py, csv, json); `unstructured`
+for any other type when it is installed and works offline.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Section:
+    """A run of text under one heading path (e.g. ["Guide", "Install"])."""
+
+    text: str
+    headings: list[str] = field(default_factory=list)
+    page: int | None = None
+
+
+class UnsupportedDocument(ValueError):
+    pass
+
+
+def _decode(data: bytes) -> str:
+    for encoding in ("utf-8-sig", "gb18030", "utf-16"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("utf-8", errors="replace")
+
+
+def load_text(data: bytes) -> list[Section]:
+    return [Section(_decode(data))]
+
+
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+
+
+def load_markdown(data: bytes) -> list[Section]:
+    """Sections by heading; code blocks stay whole (a '#' in them is not a heading)."""
+    from markdown_it import MarkdownIt
+
+    text = _decode(data)
+    lines = text.splitlines()
+    tokens = MarkdownIt("commonmark").parse(text)
+    heading_lines: dict[int, tuple[int, str]] = {}
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open" and token.map:
+            heading_lines[token.map[0]] = (int(token.tag[1]), tokens[i + 1].content)
+    sections: list[Section] = []
+    path: list[tuple[int, str]] = []
+    buffer: list[str] = []
+
+    def flush() -> None:
+        body = "\n".join(buffer).strip()
+        if body:
+            sections.append(Section(body, [h for _, h in path]))
+        buffer.clear()
+
+    for number, line in enumerate(lines):
+        if number in heading_lines:
+            flush()
+            level, title = heading_lines[number]
+            path = [(lvl, h) for lvl, h in path if lvl < level] + [(level, title)]
+        else:
+            buffer.append(line)
+    flush()
+    return sections
+
+
+def load_html(data: bytes) -> list[Section]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(_decode(data), "html.parser")
+    for tag in soup(["script", "style", "noscript", "nav", "footer"]):
+        tag.decompose()
+    sections: list[Section] = []
+    path: list[tuple[int, str]] = []
+    buffer: list[str] = []
+
+    def flush() -> None:
+        body = "\n".join(buffer).strip()
+        if body:
+            sections.append(Section(body, [h for _, h in path]))
+        buffer.clear()
+
+    body = soup.body or soup
+    for element in body.find_all(
+        ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "td", "th", "blockquote"]
+    ):
+        if element.find_parent(["p", "li", "pre", "td", "th", "blockquote"]) is not None:
+            continue  # counted with its parent
+        text = element.get_text(" ", strip=True)
+        if not text:
+            continue
+        if element.name and element.name[0] == "h" and element.name[1:].isdigit():
+            flush()
+            level = int(element.name[1:])
+            path = [(lvl, h) for lvl, h in path if lvl < level] + [(level, text)]
+        else:
+            buffer.append(text)
+    flush()
+    if not sections:  # a page without block elements
+        text = body.get_text("\n", strip=True)
+        sections = [Section(text)] if text else []
+    return sections
+
+
+def load_pdf(data: bytes) -> list[Section]:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    return [
+        Section(text, page=n)
+        for n, page in enumerate(reader.pages, 1)
+        if (text := (page.extract_text() or "").strip())
+    ]
+
+
+def load_docx(data: bytes) -> list[Section]:
+    import docx
+
+    document = docx.Document(io.BytesIO(data))
+    sections: list[Section] = []
+    path: list[tuple[int, str]] = []
+    buffer: list[str] = []
+
+    def flush() -> None:
+        body = "\n".join(buffer).strip()
+        if body:
+            sections.append(Section(body, [h for _, h in path]))
+        buffer.clear()
+
+    for paragraph in document.paragraphs:
+        text = paragraph.text.strip()
+        if not text:
+            continue
+        style = (paragraph.style.name if paragraph.style is not None else "") or ""
+        match = re.match(r"Heading (\d)", style)
+        level = int(match.group(1)) if match else (0 if style == "Title" else None)
+        if level is not None:
+            flush()
+            path = [(lvl, h) for lvl, h in path if lvl < level] + [(level, text)]
+        else:
+            buffer.append(text)
+    flush()
+    for table in document.tables:
+        rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in table.rows]
+        if rows:
+            sections.append(Section("\n".join(rows), [h for _, h in path]))
+    return sections
+
+
+def load_csv(data: bytes) -> list[Section]:
+    """One line of text a row, `column: value`, so each row can be found on its own."""
+    text = _decode(data)
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    rows = list(csv.reader(io.StringIO(text), dialect))
+    if not rows:
+        return []
+    header, body = rows[0], rows[1:]
+    lines = ["; ".join(f"{h}: {v}" for h, v in zip(header, row, strict=False) if v) for row in body]
+    return [Section("\n\n".join(line for line in lines if line))]
+
+
+def load_json(data: bytes) -> list[Section]:
+    """Leaves as `path: value` lines; an array of records gives one paragraph a record."""
+    try:
+        value = json.loads(_decode(data))
+    except json.JSONDecodeError as exc:
+        raise UnsupportedDocument(f"invalid JSON: {exc}") from None
+    paragraphs: list[str] = []
+
+    def leaves(node: object, prefix: str) -> list[str]:
+        if isinstance(node, dict):
+            return [
+                line for k, v in node.items() for line in leaves(v, f"{prefix}.{k}" if prefix else str(k))
+            ]
+        if isinstance(node, list):
+            return [line for i, v in enumerate(node) for line in leaves(v, f"{prefix}[{i}]")]
+        return [f"{prefix}: {node}"]
+
+    records = value if isinstance(value, list) else [value]
+    for record in records:
+        paragraphs.append("\n".join(leaves(record, "")))
+    return [Section("\n\n".join(p for p in paragraphs if p))]
+
+
+def load_with_unstructured(path: Path) -> list[Section]:
+    try:
+        from unstructured.partition.auto import partition
+    except ImportError:
+        raise UnsupportedDocument(
+            f"no loader for {path.suffix} files (install the [unstructured] extra)"
+        ) from None
+    elements = partition(filename=str(path))
+    return [Section(str(element)) for element in elements if str(element).strip()]
+
+
+LOADERS: dict[str, Callable[[bytes], list[Section]]] = {
+    ".txt": load_text, ".text": load_text, ".log": load_text,
+    ".md": load_markdown, ".markdown": load_markdown,
+    ".html": load_html, ".htm": load_html,
+    ".pdf": load_pdf,
+    ".docx": load_docx,
+    ".csv": load_csv, ".tsv": load_csv,
+    ".json": load_json,
+}  # fmt: skip
+
+
+def load(path: Path) -> list[Section]:
+    """Sections of the document at `path` (blocking: call it in a worker thread)."""
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        return load_with_unstructured(path)
+    try:
+        return loader(path.read_bytes())
+    except UnsupportedDocument:
+        raise
+    except Exception as exc:  # a broken file must fail its own indexing only
+        raise UnsupportedDocument(f"could not read {path.name}: {exc.__class__.__name__}: {exc}") from None

@@ -1,0 +1,295 @@
+"""/v1/assistants/lite: an agent loop on top of chat completions, with tools, knowledge and history.
+
+One run yields events (text as it arrives, tool calls, observations, citations, the end), which the
+route writes as the legacy chunked text, as server-sent events, or gathers into one JSON reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from ..client.errors import ToolServiceError
+from ..client.tool_proxy import AsyncToolServiceProxy
+from ..settings import Settings
+from ..store import ChatMessage as StoredMessage
+from ..store import Store
+from ..tools import Tool, ToolError, UnknownTool, load_tool, parameters_to_json_schema
+from ..web.errors import ApiError
+from .backends.base import Backend
+from .backends.dashscope_backend import DashScopeBackend
+from .backends.openai_compat import OpenAICompatibleBackend
+from .backends.router import BackendRouter
+from .chat import ChatService
+from .knowledge.base import KnowledgeBase
+from .protocol import ChatCompletionRequest, ChatMessage, LiteAgentRequest, ToolDefinition
+from .tokens import count_text
+
+Executor = Callable[[str], Awaitable[str]]
+
+
+@dataclass
+class Event:
+    kind: str  # delta | tool_call | observation | citations | done
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _stored(message: ChatMessage) -> StoredMessage:
+    return StoredMessage(
+        role=message.role, name=message.name, tool_call_id=message.tool_call_id,
+        content=message.text() if message.content is not None else None,
+        tool_calls=[c.model_dump() for c in message.tool_calls] if message.tool_calls else None,
+    )  # fmt: skip
+
+
+def _as_text(result: Any) -> str:
+    return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+
+
+class LiteAgentService:
+    def __init__(
+        self,
+        settings: Settings,
+        chat: ChatService,
+        router: BackendRouter,
+        session: aiohttp.ClientSession,
+        store: Store,
+        knowledge: KnowledgeBase | None,
+    ) -> None:
+        self.settings, self.chat, self.router, self.session = settings, chat, router, session
+        self.store, self.knowledge = store, knowledge
+
+    # -- setup ------------------------------------------------------------------------------------------
+    def backend(self, request: LiteAgentRequest, bearer: str | None) -> Backend:
+        llm = request.llm_config
+        server = llm.model_server or self.router.routes.get(llm.model) or self.settings.model_server
+        timeout = self.settings.upstream_timeout
+        if llm.api_base:
+            if server == "dashscope":
+                backend: Backend = DashScopeBackend(self.session, llm.api_base, llm.api_key, timeout)
+            else:
+                backend = OpenAICompatibleBackend(
+                    self.session,
+                    llm.api_base,
+                    llm.api_key,
+                    name=server,
+                    timeout=timeout,
+                    needs_key=server != "ollama",
+                )
+        elif server in self.router.backends:
+            backend = self.router.backends[server]
+        else:
+            raise ApiError(
+                400,
+                f"model_server {server!r} is not configured on this server",
+                param="llm_config.model_server",
+                code="unknown_model_server",
+            )
+        if backend.needs_key and not (llm.api_key or getattr(backend, "api_key", None) or bearer):
+            raise ApiError(
+                400,
+                f"llm_config.api_key is required for {server}",
+                param="llm_config.api_key",
+                code="missing_api_key",
+            )
+        return backend
+
+    async def tools(
+        self, request: LiteAgentRequest, proxies: list[AsyncToolServiceProxy]
+    ) -> tuple[list[ToolDefinition], dict[str, Executor]]:
+        """Definitions for the model and executors for the tools this server runs; remote proxies are
+        added to `proxies` for the caller to close."""
+        definitions: list[ToolDefinition] = []
+        executors: dict[str, Executor] = {}
+        for entry in request.agent_config.tools:
+            if isinstance(entry, ToolDefinition):  # the caller runs it: the loop hands the call back
+                definitions.append(entry)
+                continue
+            cfg = request.agent_config.tool_cfg.get(entry, {})
+            if request.use_tool_api:
+                proxy = await self._remote(entry, cfg, request.tenant_id)
+                proxies.append(proxy)
+                executors[entry] = self._remote_executor(proxy)
+                info = (proxy.name, proxy.description, proxy.parameters)
+            else:
+                try:
+                    tool = load_tool(entry, cfg)
+                except UnknownTool as exc:
+                    raise ApiError(400, str(exc), param="agent_config.tools", code="unknown_tool") from None
+                if not tool.trusted:
+                    raise ApiError(
+                        400,
+                        f"tool {entry} runs only in a container: set use_tool_api to true",
+                        param="agent_config.tools",
+                        code="tool_needs_container",
+                    )
+                executors[entry] = self._local(tool)
+                info = (tool.name, tool.description, tool.parameters)
+            definitions.append(
+                ToolDefinition.model_validate(
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": entry,
+                            "description": info[1],
+                            "parameters": parameters_to_json_schema(info[2]),
+                        },
+                    }
+                )
+            )
+        return definitions, executors
+
+    async def _remote(self, name: str, cfg: dict[str, Any], tenant: str) -> AsyncToolServiceProxy:
+        try:
+            return await AsyncToolServiceProxy.create(
+                name,
+                cfg,
+                tenant,
+                self.settings.tool_manager_url,
+                start_timeout=self.settings.node_start_timeout + 10,
+            )
+        except ToolServiceError as exc:
+            raise ApiError(
+                502, f"tool {name} is not available through the manager: {exc}", code="tool_unavailable"
+            ) from None
+
+    @staticmethod
+    def _remote_executor(proxy: AsyncToolServiceProxy) -> Executor:
+        async def run(arguments: str) -> str:
+            return _as_text(await proxy.call(arguments))
+
+        return run
+
+    @staticmethod
+    def _local(tool: Tool) -> Executor:
+        async def run(arguments: str) -> str:
+            result = tool.call(arguments)
+            if inspect.isawaitable(result):
+                result = await result
+            return _as_text(result)
+
+        if not inspect.iscoroutinefunction(tool.call):
+
+            async def run_sync(arguments: str) -> str:
+                return _as_text(await asyncio.to_thread(tool.call, arguments))
+
+            return run_sync
+        return run
+
+    async def knowledge_block(self, request: LiteAgentRequest) -> tuple[str, list[dict[str, Any]]]:
+        if not request.use_knowledge or self.knowledge is None:
+            return "", []
+        query = next((m.text() for m in reversed(request.messages) if m.role == "user"), "")
+        hits = await self.knowledge.search(
+            request.uuid_str, query, request.files or None, self.settings.knowledge_top_k
+        )
+        lines, used, citations = [], 0, []
+        for number, hit in enumerate(hits, 1):
+            cost = count_text(hit.text)
+            if used + cost > self.settings.knowledge_budget_tokens and lines:
+                break
+            used += cost
+            source = hit.file + (f" > {' > '.join(hit.headings)}" if hit.headings else "")
+            lines.append(f"[{number}] ({source})\n{hit.text}")
+            citations.append(hit.citation())
+        if not lines:
+            return "", []
+        header = "# Knowledge\nAnswer from these passages where they apply, and cite them as [n].\n\n"
+        return header + "\n\n".join(lines), citations
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    async def run(self, request: LiteAgentRequest, bearer: str | None) -> AsyncIterator[Event]:
+        proxies: list[AsyncToolServiceProxy] = []
+        try:
+            backend = self.backend(request, bearer)
+            definitions, executors = await self.tools(request, proxies)
+            block, citations = await self.knowledge_block(request)
+            config = request.agent_config
+            system = "\n\n".join(p for p in (
+                f"You are {config.name}. {config.description}".strip() if config.name else "", config.instruction, block
+            ) if p)  # fmt: skip
+            history = [
+                ChatMessage.model_validate(m.model_dump(exclude_none=True))
+                for m in await self.store.sessions.get(request.uuid_str)
+            ]
+            new = [m for m in request.messages if m.role != "system"]
+            messages = ([ChatMessage(role="system", content=system)] if system else []) + history + new
+            produced: list[ChatMessage] = []
+            calls_made: list[dict[str, Any]] = []
+            if citations:
+                yield Event("citations", {"citations": citations})
+            answer, used_tools = "", False
+            generate = dict(request.llm_config.generate_config)
+            for _turn in range(self.settings.agent_max_turns):
+                chat = ChatCompletionRequest.model_validate({
+                    "model": request.llm_config.model, "messages": [m.model_dump(exclude_none=True) for m in messages],
+                    **({"tools": [d.model_dump() for d in definitions]} if definitions else {}), **generate,
+                })  # fmt: skip
+                plan = self.chat.plan(chat, request.llm_config.api_key or bearer, backend)
+                text, calls = "", {}
+                async for batch in self.chat.stream(plan):
+                    for chunk in batch:
+                        if not chunk.choices:
+                            continue
+                        delta = chunk.choices[0].delta
+                        if delta.content:
+                            if not text and used_tools:
+                                yield Event("delta", {"text": "Answer: "})
+                            text += delta.content
+                            yield Event("delta", {"text": delta.content})
+                        for tc in delta.tool_calls or []:
+                            entry = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                            entry["id"] = tc.id or entry["id"]
+                            entry["name"] = tc.function.name or entry["name"]
+                            entry["arguments"] += tc.function.arguments or ""
+                ordered = [calls[i] for i in sorted(calls)]
+                if not ordered:
+                    answer = text
+                    produced.append(ChatMessage(role="assistant", content=text))
+                    break
+                assistant = ChatMessage.model_validate(
+                    {
+                        "role": "assistant",
+                        "content": text or None,
+                        "tool_calls": [
+                            {
+                                "id": c["id"],
+                                "type": "function",
+                                "function": {"name": c["name"], "arguments": c["arguments"]},
+                            }
+                            for c in ordered
+                        ],
+                    }
+                )
+                messages.append(assistant)
+                produced.append(assistant)
+                unanswered = []
+                for call in ordered:
+                    calls_made.append(call)
+                    yield Event("tool_call", call)
+                    executor = executors.get(call["name"])
+                    if executor is None:
+                        unanswered.append(call)
+                        continue
+                    try:
+                        observation = await executor(call["arguments"])
+                    except (ToolError, ToolServiceError) as exc:
+                        observation = f"error: {exc}"
+                    yield Event("observation", {"id": call["id"], "name": call["name"], "text": observation})
+                    result = ChatMessage(role="tool", tool_call_id=call["id"], content=observation)
+                    messages.append(result)
+                    produced.append(result)
+                used_tools = True
+                if unanswered:  # calls of the caller's own tools go back to the caller
+                    break
+            await self.store.sessions.append(request.uuid_str, [_stored(m) for m in [*new, *produced]])
+            yield Event("done", {"response": answer, "tool_calls": calls_made, "citations": citations})
+        finally:
+            for proxy in proxies:
+                await proxy.close()

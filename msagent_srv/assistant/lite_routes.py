@@ -1,0 +1,87 @@
+"""/v1/assistants/lite over HTTP: one JSON reply, the legacy chunked text, or typed server-sent events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from pydantic_core import to_json
+
+from ..web.bodies import read_model
+from ..web.envelopes import envelope
+from ..web.errors import ApiError
+from .backends.base import UpstreamError
+from .keys import LITE
+from .lite import Event
+from .protocol import LiteAgentRequest
+from .routes import bearer_key
+
+
+def _text(event: Event) -> str:
+    """The legacy stream: model text as it comes, tool use between `Action`/`Observation` markers."""
+    if event.kind == "delta":
+        return event.data["text"]
+    if event.kind == "tool_call":
+        return f"\nAction: {event.data['name']}\nAction Input: {event.data['arguments']}\n"
+    if event.kind == "observation":
+        return f"Observation: {event.data['text']}\n"
+    if event.kind == "done" and event.data["citations"]:
+        return "\n\nCitations:\n" + "".join(
+            f"[{n}] {c['file']} ({c['chunk_id']})\n" for n, c in enumerate(event.data["citations"], 1)
+        )
+    return ""
+
+
+def _sse(event: Event) -> bytes:
+    return b"event: " + event.kind.encode() + b"\ndata: " + to_json(event.data) + b"\n\n"
+
+
+async def assistants_lite(request: web.Request) -> web.StreamResponse:
+    body = await read_model(request, LiteAgentRequest)
+    events = request.app[LITE].run(body, bearer_key(request))
+    try:
+        first = await anext(events)  # setup errors (keys, tools, upstream refusals) keep their status
+        if not body.stream:
+            final = first
+            async for event in events:
+                final = event
+            return envelope(request, final.data)
+    except UpstreamError as exc:
+        raise ApiError(exc.status, exc.message, code=exc.code) from None
+    return await _stream(request, body, first, events)
+
+
+async def _stream(
+    request: web.Request, body: LiteAgentRequest, first: Event, events: AsyncIterator[Event]
+) -> web.StreamResponse:
+    sse = body.stream_format == "sse"
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream" if sse else "text/plain; charset=utf-8",
+        "Cache-Control": "no-cache", "X-Request-ID": request["request_id"]})  # fmt: skip
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+
+    async def write(event: Event) -> None:
+        data = _sse(event) if sse else _text(event).encode()
+        if data:
+            await response.write(data)
+
+    try:
+        await write(first)
+        async for event in events:
+            await write(event)
+    except UpstreamError as exc:
+        await write(
+            Event("error", {"message": exc.message, "code": exc.code})
+            if sse
+            else Event("delta", {"text": f"\n[error: {exc.message}]"})
+        )
+    except ConnectionResetError:
+        await events.aclose()  # the client left: stop the model
+        raise
+    await response.write_eof()
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/assistants/lite", assistants_lite)

@@ -1,0 +1,133 @@
+"""Multipart uploads, streamed to disk: names and types checked before a byte is written, the size
+limit enforced while streaming, and nothing kept from a request that is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import aiofiles
+import aiofiles.os
+from aiohttp import BodyPartReader, web
+
+from ..ids import random_hex
+from ..web.errors import ApiError
+
+ALLOWED_TYPES = frozenset(
+    {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".tsv", ".json", ".log"}
+)
+SAFE_SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CHUNK = 64 * 1024
+
+
+@dataclass
+class StagedFile:
+    name: str
+    path: Path
+    size: int
+    sha256: str
+    content_type: str
+
+
+def check_session(value: str | None) -> str:
+    if not value or not SAFE_SESSION.match(value):
+        raise ApiError(
+            400,
+            "uuid_str must be 1-64 letters, digits, '_', '.', '-'",
+            param="uuid_str",
+            code="invalid_uuid_str",
+        )
+    return value
+
+
+def check_file_name(raw: str | None) -> str:
+    """The name as given, refused if it has a directory part, `..`, an absolute path or control characters."""
+    if not raw:
+        raise ApiError(400, "every file part needs a filename", param="files", code="invalid_file_name")
+    if (
+        _CONTROL.search(raw)
+        or raw in (".", "..")
+        or ".." in PurePosixPath(raw).parts
+        or len(PurePosixPath(raw).parts) != 1
+        or len(PureWindowsPath(raw).parts) != 1
+        or PurePosixPath(raw).is_absolute()
+        or PureWindowsPath(raw).is_absolute()
+        or raw.startswith(".")
+        or len(raw.encode()) > 200
+    ):
+        raise ApiError(
+            400,
+            f"file name {raw!r} is not allowed: no directories, '..', absolute paths or hidden files",
+            param="files",
+            code="invalid_file_name",
+        )
+    suffix = Path(raw).suffix.lower()
+    if suffix not in ALLOWED_TYPES:
+        raise ApiError(
+            415,
+            f"file type {suffix or '(none)'} is not accepted; allowed: {', '.join(sorted(ALLOWED_TYPES))}",
+            param="files",
+            code="unsupported_file_type",
+        )
+    return raw
+
+
+async def _stage(part: BodyPartReader, name: str, directory: Path, limit: int) -> StagedFile:
+    path = directory / random_hex(8)
+    digest, size = hashlib.sha256(), 0
+    async with aiofiles.open(path, "wb") as out:
+        while chunk := await part.read_chunk(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(
+                    413,
+                    f"file {name!r} is larger than the {limit // (1024 * 1024)} MB limit",
+                    param="files",
+                    code="file_too_large",
+                )
+            digest.update(chunk)
+            await out.write(chunk)
+    return StagedFile(name, path, size, digest.hexdigest(), part.headers.get("Content-Type", ""))
+
+
+async def receive(request: web.Request, staging_root: Path, limit: int) -> tuple[str, list[StagedFile], Path]:
+    """The session id and the files of a multipart upload, staged under `staging_root`. On any error the
+    staging directory is removed before the error propagates."""
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError(400, "send the files as multipart/form-data", code="invalid_content_type")
+    directory = staging_root / random_hex(12)
+    await aiofiles.os.makedirs(directory, exist_ok=True)
+    try:
+        reader = await request.multipart()
+        session: str | None = None
+        staged: list[StagedFile] = []
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "uuid_str":
+                session = (await part.text()).strip()
+            elif part.name in ("files", "file"):
+                name = check_file_name(part.filename)
+                if any(s.name == name for s in staged):
+                    raise ApiError(
+                        400,
+                        f"file {name!r} appears twice in one upload",
+                        param="files",
+                        code="duplicate_name",
+                    )
+                staged.append(await _stage(part, name, directory, limit))
+            else:
+                await part.release()
+        session = check_session(session)
+        if not staged:
+            raise ApiError(
+                400, "no files: send one or more parts named 'files'", param="files", code="no_files"
+            )
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return session, staged, directory
