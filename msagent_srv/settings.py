@@ -58,6 +58,7 @@ ENVIRONMENT: dict[str, str] = {
     "qdrant_api_key": "QDRANT_API_KEY",
     "embedding_backend": "MSAGENT_EMBEDDING_BACKEND",
     "embedding_model": "MSAGENT_EMBEDDING_MODEL",
+    "embedding_dtype": "MSAGENT_EMBEDDING_DTYPE",
     "embedding_base_url": "MSAGENT_EMBEDDING_BASE_URL",
     "embedding_api_key": "MSAGENT_EMBEDDING_API_KEY",
     "chunk_tokens": "MSAGENT_CHUNK_TOKENS",
@@ -141,6 +142,9 @@ class Settings(BaseModel):
     embedding_backend: Literal["local", "openai", "dashscope"] = "local"
     embedding_model: str | None = Field(
         None, description="local: a sentence-transformers path; API: a model name"
+    )
+    embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="local embeddings: bfloat16 where the CPU has native bf16 (auto), else float32"
     )
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr | None = None

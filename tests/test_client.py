@@ -125,3 +125,78 @@ def test_agents_keep_their_own_tools(
     assert "Observation: 2\n" in output and output.endswith("Answer: Two.")
     for agent in (local, other, remote_a, remote_b):
         agent.close()
+
+
+def test_assistant_client_chat_agent_and_files(
+    assistant: ServiceProcess, upstream: ScriptedUpstream, tmp_path
+) -> None:
+    from msagent_srv.client import AssistantClient, AssistantError
+
+    client = AssistantClient(assistant.url, api_key="k")
+    upstream.reset(["Hello from chat."])
+    reply = client.chat.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "Hello from chat."
+
+    upstream.reset(['Action: calculator\nAction Input: {"expression": "7*6"}', "It is 42."])
+    llm = {"model": "m", "model_server": "openai", "api_key": "k"}
+    output = client.assistants_lite(
+        "7 times 6?", uuid_str="c1", llm_config=llm, agent_config={"tools": ["calculator"]}
+    )
+    assert output["response"] == "It is 42." and output["tool_calls"][0]["name"] == "calculator"
+
+    upstream.reset(['Action: calculator\nAction Input: {"expression": "2+2"}', "Four."])
+    lines = list(
+        client.assistants_lite(
+            "2+2?", uuid_str="c2", llm_config=llm, stream=True, agent_config={"tools": ["calculator"]}
+        )
+    )
+    assert "Observation: 4" in lines and lines[-1] == "Answer: Four."
+
+    note = tmp_path / "note.md"
+    note.write_text("# Note\n\nThe password hint is 'blue whale'.")
+    uploaded = client.upload_files("c3", [note])
+    assert [f["name"] for f in uploaded["files"]] == ["note.md"]
+    assert [f["name"] for f in client.list_files("c3")] == ["note.md"]
+    client.delete_file("c3", "note.md")
+    assert client.list_files("c3") == []
+    with pytest.raises(AssistantError) as caught:
+        client.upload_files("c3", [_bad_file(tmp_path)])
+    assert caught.value.status == 415 and caught.value.code == "unsupported_file_type"
+    client.close()
+
+
+def _bad_file(tmp_path):
+    path = tmp_path / "tool.exe"
+    path.write_bytes(b"MZ")
+    return path
+
+
+def test_async_assistant_client(assistant: ServiceProcess, upstream: ScriptedUpstream, tmp_path) -> None:
+    from msagent_srv.client import AsyncAssistantClient
+
+    note = tmp_path / "a.txt"
+    note.write_text("Async works.")
+
+    async def run() -> tuple[str, list[str], list[str], str]:
+        client = AsyncAssistantClient(assistant.url, api_key="k")
+        try:
+            upstream.reset(["chat ok", "lite ok", "streamed ok"])
+            chat = await client.chat.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "x"}]
+            )
+            llm = {"model": "m", "model_server": "openai", "api_key": "k"}
+            lite = await client.assistants_lite("x", uuid_str="a1", llm_config=llm)
+            lines = [
+                line
+                async for line in await client.assistants_lite(
+                    "x", uuid_str="a2", llm_config=llm, stream=True
+                )
+            ]
+            uploaded = await client.upload_files("a3", [note])
+            names = [f["name"] for f in await client.list_files("a3")]
+            return chat.choices[0].message.content + "|" + lite["response"], lines, names, uploaded["status"]
+        finally:
+            await client.close()
+
+    text, lines, names, status = asyncio.run(run())
+    assert text == "chat ok|lite ok" and lines == ["streamed ok"] and names == ["a.txt"] and status == "ok"

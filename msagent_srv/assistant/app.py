@@ -74,7 +74,7 @@ def create_knowledge_base(settings: Settings, session: aiohttp.ClientSession, st
     secret = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
     embedder: Embedder
     if settings.embedding_backend == "local":
-        embedder = SentenceTransformerEmbedder(settings.embedding_model)
+        embedder = SentenceTransformerEmbedder(settings.embedding_model, dtype=settings.embedding_dtype)
     elif settings.embedding_backend == "dashscope":
         base = settings.embedding_base_url or "https://dashscope.aliyuncs.com/compatible-mode/v1"
         key = secret or (

@@ -1,6 +1,7 @@
 """What Python users import: remote tools used like local ones, and an agent that runs them."""
 
 from .agent import Agent
+from .assistant import AssistantClient, AssistantError, AsyncAssistantClient
 from .errors import (
     InvalidRequest,
     ManagerUnreachable,
@@ -16,6 +17,9 @@ from .tool_proxy import AsyncToolServiceProxy, ToolServiceProxy
 
 __all__ = [
     "Agent",
+    "AssistantClient",
+    "AssistantError",
+    "AsyncAssistantClient",
     "AsyncManagerClient",
     "AsyncToolServiceProxy",
     "InvalidRequest",

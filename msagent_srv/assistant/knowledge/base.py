@@ -37,12 +37,22 @@ class KnowledgeBase:
             sections = await asyncio.to_thread(load, path)
             chunks = chunk_sections(sections, self.chunk_tokens, self.chunk_overlap)
             await self.store.delete_file(session, name)
-            for start in range(0, len(chunks), EMBED_BATCH):
-                batch = chunks[start : start + EMBED_BATCH]
-                vectors = await self.embedder.embed(
-                    [f"{c.heading_path}\n{c.text}" if c.headings else c.text for c in batch]
-                )
-                await self.store.upsert(session, name, batch, vectors)
+            # embedding (torch, its own thread) and writing (Qdrant, its own thread) overlap batch by batch
+            writing: asyncio.Task[None] | None = None
+            try:
+                for start in range(0, len(chunks), EMBED_BATCH):
+                    batch = chunks[start : start + EMBED_BATCH]
+                    vectors = await self.embedder.embed(
+                        [f"{c.heading_path}\n{c.text}" if c.headings else c.text for c in batch]
+                    )
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(self.store.upsert(session, name, batch, vectors))
+                if writing is not None:
+                    await writing
+            finally:
+                if writing is not None and not writing.done():
+                    writing.cancel()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the file is marked failed; nothing else is affected

