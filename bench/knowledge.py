@@ -24,6 +24,7 @@ from msagent_srv.assistant.knowledge.loaders import load
 from msagent_srv.assistant.knowledge.store import VectorStore
 from msagent_srv.store import FileRecord, Store
 from msagent_srv.store.embedded import EmbeddedRedis
+from msagent_srv.store.keyword_index import KeywordIndex
 
 from .common import percentile, write_json
 
@@ -68,7 +69,12 @@ async def run(args: argparse.Namespace) -> dict:
     store = Store.open(redis.url)
     embedder = SentenceTransformerEmbedder()
     kb = KnowledgeBase(
-        VectorStore(workdir / "qdrant"), embedder, store.files, chunk_tokens=200, chunk_overlap=30
+        VectorStore(workdir / "qdrant"),
+        embedder,
+        store.files,
+        KeywordIndex(store.redis),
+        chunk_tokens=200,
+        chunk_overlap=30,
     )
     await embedder.dimension()  # model load is not ingest
     documents_dir = workdir / "docs"

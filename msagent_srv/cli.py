@@ -127,6 +127,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     settings = _settings(args)
     logs.configure(settings.log_level, settings.log_format)
+    from .serve import StartupError
+
+    try:
+        _run_service(args, settings)
+    except StartupError as exc:
+        sys.exit(f"msagent-srv {args.command}: {exc}")
+
+
+def _run_service(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "manager":
         from .manager.app import create_app as manager_app
         from .serve import serve

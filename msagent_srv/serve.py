@@ -9,6 +9,10 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 
+class StartupError(RuntimeError):
+    """A service cannot start; the message says why and what to change (no traceback is shown)."""
+
+
 async def serve(
     sites: Sequence[tuple[web.Application, str, int]], on_ready: Callable[[], None] | None = None
 ) -> None:

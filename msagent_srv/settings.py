@@ -26,6 +26,7 @@ ENVIRONMENT: dict[str, str] = {
     "node_bind_address": "MSAGENT_NODE_BIND_ADDRESS",
     "node_connect_host": "MSAGENT_NODE_CONNECT_HOST",
     "node_network": "MSAGENT_NODE_NETWORK",
+    "node_socket_dir": "MSAGENT_NODE_SOCKET_DIR",
     "node_memory_mb": "MSAGENT_NODE_MEMORY_MB",
     "node_cpus": "MSAGENT_NODE_CPUS",
     "node_pids_limit": "MSAGENT_NODE_PIDS_LIMIT",
@@ -96,6 +97,10 @@ class Settings(BaseModel):
     node_bind_address: str = Field("127.0.0.1", description="host address node ports are published on")
     node_connect_host: str = Field("127.0.0.1", description="host the manager dials to reach nodes")
     node_network: str = Field("bridge", description="Docker network for node containers")
+    node_socket_dir: Path | None = Field(
+        None,
+        description="network 'none': where node sockets live (a short path; default $TMPDIR/msagent-sockets)",
+    )
     node_memory_mb: int = Field(512, ge=16)
     node_cpus: float = Field(1.0, gt=0)
     node_pids_limit: int = Field(128, ge=8)

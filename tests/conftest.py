@@ -90,7 +90,8 @@ def service_factory(command: str, defaults: dict[str, str], logs: Path) -> Itera
     def start(**env: str) -> ServiceProcess:
         port = free_port()
         log = logs / f"{command}-{len(started)}.log"
-        service = ServiceProcess([command, "--port", str(port)], {**defaults, **env}, port, log)
+        own = {"MSAGENT_DATA_DIR": str(logs / f"{command}-{len(started)}-data")}  # every service its own
+        service = ServiceProcess([command, "--port", str(port)], {**defaults, **own, **env}, port, log)
         started.append(service)
         return service.start()
 
@@ -101,9 +102,7 @@ def service_factory(command: str, defaults: dict[str, str], logs: Path) -> Itera
 
 @pytest.fixture
 def manager_factory(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[callable]:
-    defaults = manager_env(
-        redis_url, namespace, MSAGENT_NODE_IMAGE=NODE_TEST_IMAGE, MSAGENT_DATA_DIR=str(tmp_path / "data")
-    )
+    defaults = manager_env(redis_url, namespace, MSAGENT_NODE_IMAGE=NODE_TEST_IMAGE)
     yield from service_factory("manager", defaults, tmp_path)
 
 
@@ -134,7 +133,6 @@ def assistant_factory(
         "MODEL_SERVER": "openai",
         "OPENAI_BASE_URL": upstream_server.openai_url,
         "DASHSCOPE_HTTP_BASE_URL": upstream_server.dashscope_url,
-        "MSAGENT_DATA_DIR": str(tmp_path / "assistant-data"),
         "MSAGENT_DEFAULT_MODEL": "scripted-model",
     }
     yield from service_factory("assistant", defaults, tmp_path)

@@ -191,7 +191,7 @@ def test_bad_uploads_are_refused_and_lose_nothing(assistant_factory, tmp_path: P
     assert bad_session.status_code == 400
     files = listing(service, "safe")
     assert list(files) == ["router.txt"] and files["router.txt"]["status"] == "indexed"
-    uploads = tmp_path / "assistant-data" / "uploads"
+    uploads = Path(service.env["MSAGENT_DATA_DIR"]) / "uploads"
     written = sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*") if p.is_file())
     assert written == ["safe/router.txt"]
     assert (uploads / "safe" / "router.txt").read_bytes() == ENGLISH["router.txt"]

@@ -448,3 +448,20 @@ def test_node_gone_while_the_manager_was_down_is_marked_exited(
     owners = redis.Redis.from_url(redis_url, decode_responses=True).hgetall("msagent:ports:owners")
     assert str(record["port"]) not in owners  # its port went back to the pool
     create_running(second, "calculator", "gone")  # and it can be created again
+
+
+def test_nodes_without_a_network_are_reached_through_a_socket(
+    manager_factory, node_image: str, redis_url: str
+) -> None:
+    manager = manager_factory(MSAGENT_RUNTIME="docker", MSAGENT_NODE_NETWORK="none")
+    create_running(manager, "code_interpreter", "offline")
+    record = record_of(redis_url, "offline", "code_interpreter")
+    assert record["endpoint"].startswith("unix:")
+    host = inspect(record["container_id"])["HostConfig"]
+    assert host["NetworkMode"] == "none" and not host.get("PortBindings")
+    probe = "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n    'connected'\nexcept OSError as exc:\n    type(exc).__name__"
+    output = post(
+        manager, "/execute_tool", tool_name="code_interpreter", tenant_id="offline", params={"code": probe}
+    ).json()["output"]
+    assert output["result"] != "'connected'" and output["exit_code"] == 0  # no way out of the container
+    assert post(manager, "/remove_tool", tool_name="code_interpreter", tenant_id="offline").status_code == 200

@@ -136,3 +136,25 @@ def test_logs_are_json_and_never_carry_secrets() -> None:
     entry = json.loads(line)
     assert "sk-secret123456" not in line and "sk-abc" not in line and "sk-zzzzzzzzzz" not in line
     assert entry["headers"]["Accept"] == "json" and entry["level"] == "info"
+
+
+def test_a_second_assistant_on_the_same_data_dir_says_why_it_cannot_start(assistant_factory) -> None:
+    import subprocess
+    import sys
+
+    first = assistant_factory()
+    env = {**first.env, "MSAGENT_ASSISTANT_PORT": str(free_port())}
+    import os
+
+    second = subprocess.run(
+        [sys.executable, "-m", "msagent_srv.cli", "assistant"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode != 0
+    assert "used by another process" in second.stderr and "QDRANT_URL" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert requests.get(first.url + "/health", timeout=10).status_code == 200  # the first one is unharmed

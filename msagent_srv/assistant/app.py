@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from ..serve import StartupError
 from ..settings import Settings
 from ..store import Store
+from ..store.keyword_index import KeywordIndex
 from ..web.envelopes import render_legacy, render_openai
 from ..web.middleware import Renderer, error_middleware
 from . import files_routes, lite_routes, routes
@@ -17,7 +19,7 @@ from .chat import ChatService
 from .keys import CHAT, KNOWLEDGE, LITE, ROUTER, SETTINGS, STORE, TASKS
 from .knowledge.base import KnowledgeBase
 from .knowledge.embeddings import Embedder, HTTPEmbedder, SentenceTransformerEmbedder
-from .knowledge.store import VectorStore
+from .knowledge.store import VectorStore, VectorStoreLocked
 from .lite import LiteAgentService
 from .tasks import BackgroundTasks
 
@@ -52,7 +54,13 @@ def create_app(settings: Settings) -> web.Application:
         app[STORE], app[ROUTER] = store, router
         app[CHAT] = ChatService(settings, router)
         app[TASKS] = BackgroundTasks()
-        knowledge = app[KNOWLEDGE] = create_knowledge_base(settings, session, store)
+        try:
+            knowledge = app[KNOWLEDGE] = create_knowledge_base(settings, session, store)
+        except VectorStoreLocked as exc:
+            await router.close()
+            await session.close()
+            await store.close()
+            raise StartupError(str(exc)) from None
         app[LITE] = LiteAgentService(settings, app[CHAT], router, session, store, knowledge)
         yield
         await app[TASKS].close()
@@ -91,6 +99,7 @@ def create_knowledge_base(settings: Settings, session: aiohttp.ClientSession, st
         vectors,
         embedder,
         store.files,
+        KeywordIndex(store.redis),
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,
     )

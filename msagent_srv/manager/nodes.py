@@ -49,6 +49,7 @@ class NodeManager:
         self.default_image, self.connect_host = default_image, connect_host
         self.start_timeout, self.call_timeout, self.idle_timeout = start_timeout, call_timeout, idle_timeout
         self._launches: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._unix_sessions: dict[str, aiohttp.ClientSession] = {}
 
     # -- creation -------------------------------------------------------------------------------------
     async def create(
@@ -93,7 +94,11 @@ class NodeManager:
             if node_id is None:
                 node_id = await self.runtime.start(spec)
                 await self.store.tools.transition(
-                    tenant, tool, allowed_from=[ToolStatus.pending], container_id=node_id
+                    tenant,
+                    tool,
+                    allowed_from=[ToolStatus.pending],
+                    container_id=node_id,
+                    endpoint=self.runtime.endpoint(spec, self.connect_host),
                 )
             error = await self._wait_ready(spec, node_id)
             if error is None:
@@ -121,12 +126,14 @@ class NodeManager:
 
     async def _wait_ready(self, spec: NodeSpec, node_id: str) -> str | None:
         """None once `/health` answers 200 over HTTP; else why the node never came up."""
-        url = f"http://{self.connect_host}:{spec.port}/health"
+        endpoint = self.runtime.endpoint(spec, self.connect_host)
         deadline = time.monotonic() + self.start_timeout
         delay = 0.02
         while time.monotonic() < deadline:
             try:
-                async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
+                async with self.request(
+                    endpoint, "GET", "/health", timeout=aiohttp.ClientTimeout(total=1)
+                ) as response:
                     if response.status == 200:
                         return None
             except (aiohttp.ClientError, asyncio.TimeoutError):
@@ -193,6 +200,9 @@ class NodeManager:
             await asyncio.gather(launch, return_exceptions=True)
         if record.container_id:
             await self.runtime.stop(record.container_id)
+        unix = self._unix_sessions.pop(record.endpoint.removeprefix("unix:"), None)
+        if unix is not None:
+            await unix.close()
         if record.port is not None:
             await self.store.ports.release(record.port, port_owner(tenant_id, tool_name))
         return record.model_copy(update={"status": ToolStatus.exited})
@@ -213,8 +223,20 @@ class NodeManager:
             raise Conflict(f"tool {tool_name!r} is {record.status.value}, not running")
         return record
 
-    def node_url(self, record: ToolInstance, path: str) -> str:
-        return f"http://{self.connect_host}:{record.port}{path}"
+    def endpoint_of(self, record: ToolInstance) -> str:
+        return record.endpoint or f"http://{self.connect_host}:{record.port}"
+
+    def request(self, endpoint: str, method: str, path: str, **kwargs: Any) -> Any:
+        """An HTTP request to a node: over the shared TCP session, or over the node's Unix socket."""
+        if endpoint.startswith("unix:"):
+            socket_path = endpoint.removeprefix("unix:")
+            session = self._unix_sessions.get(socket_path)
+            if session is None or session.closed:
+                session = self._unix_sessions[socket_path] = aiohttp.ClientSession(
+                    connector=aiohttp.UnixConnector(path=socket_path)
+                )
+            return session.request(method, f"http://node{path}", **kwargs)
+        return self.session.request(method, endpoint + path, **kwargs)
 
     async def touch(self, record: ToolInstance) -> None:
         """Record use for the idle timeout, at most once every few seconds a node."""
@@ -297,3 +319,5 @@ class NodeManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for session in self._unix_sessions.values():
+            await session.close()

@@ -72,8 +72,8 @@ async def _call_node(
     headers = {NODE_TOKEN_HEADER: record.node_token, "X-Request-ID": request["request_id"]}
     timeout = aiohttp.ClientTimeout(total=nodes.call_timeout + 5, sock_connect=5)
     try:
-        async with nodes.session.request(
-            method, nodes.node_url(record, path), json=payload, headers=headers, timeout=timeout
+        async with nodes.request(
+            nodes.endpoint_of(record), method, path, json=payload, headers=headers, timeout=timeout
         ) as response:
             raw = await response.read()
     except asyncio.TimeoutError:

@@ -18,14 +18,24 @@ from .app import create_app
 
 
 def run(
-    tool_name: str, tool_cfg: dict[str, object], host: str, port: int, token: str, call_timeout: float
+    tool_name: str,
+    tool_cfg: dict[str, object],
+    host: str,
+    port: int,
+    token: str,
+    call_timeout: float,
+    socket_path: str | None = None,
 ) -> None:
     try:
         tool = load_tool(tool_name, tool_cfg)
     except UnknownTool as exc:
         print(f"msagent-srv node: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    web.run_app(create_app(tool, token=token, call_timeout=call_timeout), host=host, port=port, print=None)
+    app = create_app(tool, token=token, call_timeout=call_timeout)
+    if socket_path:  # a node without a network listens on a Unix socket its manager can reach
+        web.run_app(app, path=socket_path, print=None)
+    else:
+        web.run_app(app, host=host, port=port, print=None)
 
 
 def main() -> None:
@@ -38,4 +48,5 @@ def main() -> None:
         int(os.environ.get("MSAGENT_NODE_PORT", "31513")),
         os.environ.get("MSAGENT_NODE_TOKEN", ""),
         float(os.environ.get("MSAGENT_NODE_CALL_TIMEOUT", "60")),
+        os.environ.get("MSAGENT_NODE_SOCKET") or None,
     )

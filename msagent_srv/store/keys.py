@@ -21,6 +21,34 @@ SESSION_HISTORY = PREFIX + "session:{uuid}:history"  # LIST of ChatMessage JSON,
 SESSION_FILES = PREFIX + "session:{uuid}:files"  # HASH file name -> FileRecord JSON
 
 
+# keyword (BM25) index of a session's knowledge chunks
+KEYWORD_TERM = PREFIX + "kw:{uuid}:t:{term}"  # ZSET chunk id -> term weight (saturated tf)
+KEYWORD_CHUNKS = PREFIX + "kw:{uuid}:chunks"  # SET of every chunk id (N, for the IDF)
+KEYWORD_FILE_CHUNKS = PREFIX + "kw:{uuid}:f:{file}:chunks"  # SET of a file's chunk ids
+KEYWORD_FILE_TERMS = PREFIX + "kw:{uuid}:f:{file}:terms"  # SET of the terms a file's chunks hold
+KEYWORD_SCRATCH = PREFIX + "kw:{uuid}:scratch:{nonce}"  # ZSET, lives for one query
+
+
+def keyword_term(uuid: str, term: int | str) -> str:
+    return KEYWORD_TERM.format(uuid=uuid, term=term)
+
+
+def keyword_chunks(uuid: str) -> str:
+    return KEYWORD_CHUNKS.format(uuid=uuid)
+
+
+def keyword_file_chunks(uuid: str, file: str) -> str:
+    return KEYWORD_FILE_CHUNKS.format(uuid=uuid, file=file)
+
+
+def keyword_file_terms(uuid: str, file: str) -> str:
+    return KEYWORD_FILE_TERMS.format(uuid=uuid, file=file)
+
+
+def keyword_scratch(uuid: str, nonce: str) -> str:
+    return KEYWORD_SCRATCH.format(uuid=uuid, nonce=nonce)
+
+
 def tenant_tools(tenant: str) -> str:
     return TENANT_TOOLS.format(tenant=tenant)
 

@@ -28,6 +28,8 @@ class ToolInstance(BaseModel):
     status: ToolStatus = ToolStatus.pending
     port: int | None = None
     container_id: str | None = None
+    # how the manager reaches the node: "http://host:port", or "unix:/path" for nodes without a network
+    endpoint: str = ""
     runtime: str = ""
     config_digest: str = ""
     error: str | None = None

@@ -7,10 +7,16 @@ import logging
 from pathlib import Path
 
 from ...store import FileRecords, FileStatus
-from .chunking import chunk_sections
+from ...store.keyword_index import KeywordIndex
+from .chunking import Chunk, chunk_sections
 from .embeddings import Embedder
+from .keywords import query_terms, term_weights
 from .loaders import load
-from .store import Hit, VectorStore
+from .store import Hit, VectorStore, chunk_id
+
+# Reciprocal rank fusion constant. Small k lets a first place in either ranking count (exact names and
+# codes are found by keywords alone); measured on bench.knowledge: recall@5 1.000 at k=2, 0.985 at 10, 0.939 at 60.
+RRF_K = 2
 
 log = logging.getLogger("msagent_srv.knowledge")
 
@@ -23,10 +29,12 @@ class KnowledgeBase:
         store: VectorStore,
         embedder: Embedder,
         records: FileRecords,
+        keywords: KeywordIndex,
         *,
         chunk_tokens: int = 200,
         chunk_overlap: int = 30,
     ) -> None:
+        self.keywords = keywords
         self.store, self.embedder, self.records = store, embedder, records
         self.chunk_tokens, self.chunk_overlap = chunk_tokens, chunk_overlap
 
@@ -36,7 +44,7 @@ class KnowledgeBase:
         try:
             sections = await asyncio.to_thread(load, path)
             chunks = chunk_sections(sections, self.chunk_tokens, self.chunk_overlap)
-            await self.store.delete_file(session, name)
+            await self.forget_file(session, name)
             # embedding (torch, its own thread) and writing (Qdrant, its own thread) overlap batch by batch
             writing: asyncio.Task[None] | None = None
             try:
@@ -47,7 +55,7 @@ class KnowledgeBase:
                     )
                     if writing is not None:
                         await writing
-                    writing = asyncio.ensure_future(self.store.upsert(session, name, batch, vectors))
+                    writing = asyncio.ensure_future(self._write(session, name, batch, vectors))
                 if writing is not None:
                     await writing
             finally:
@@ -62,16 +70,46 @@ class KnowledgeBase:
         await self.records.update(session, name, status=FileStatus.indexed, chunks=len(chunks))
         return len(chunks)
 
+    async def _write(self, session: str, name: str, chunks: list[Chunk], vectors: list[list[float]]) -> None:
+        await self.store.upsert(session, name, chunks, vectors)
+        await self.keywords.add(
+            session,
+            name,
+            [
+                (chunk_id(session, name, c.position), term_weights(" ".join([*c.headings, c.text])))
+                for c in chunks
+            ],
+        )
+
     async def forget_file(self, session: str, name: str) -> None:
         await self.store.delete_file(session, name)
+        await self.keywords.remove_file(session, name)
 
     async def search(
         self, session: str, query: str, files: list[str] | None = None, limit: int = 5
     ) -> list[Hit]:
+        """Dense and keyword results fused by reciprocal rank; each hit carries its fused score."""
         if not query.strip():
             return []
+        depth = limit * 4
         vector = (await self.embedder.embed([query]))[0]
-        return await self.store.search(session, vector, query, files or None, limit)
+        dense, keyword = await asyncio.gather(
+            self.store.search(session, vector, files or None, depth),
+            self.keywords.search(session, query_terms(query), files or None, depth),
+        )
+        fused: dict[str, float] = {}
+        for ranking in (dense, keyword):
+            for rank, (point, _score) in enumerate(ranking):
+                fused[point] = fused.get(point, 0.0) + 1.0 / (RRF_K + rank + 1)
+        best = sorted(fused, key=fused.__getitem__, reverse=True)[:limit]
+        found = await self.store.retrieve(session, best)
+        hits = []
+        for point in best:
+            if point in found:
+                hit = found[point]
+                hit.score = fused[point]
+                hits.append(hit)
+        return hits
 
     async def close(self) -> None:
         await self.embedder.close()

@@ -1,5 +1,5 @@
-"""Keyword vectors for the BM25 half of hybrid search, stored as sparse vectors next to the dense ones
-(Qdrant applies the IDF). Latin text is split into lower-cased words; Chinese, which has no spaces, into
+"""Terms and their weights for the BM25 half of hybrid search (the index itself lives in Redis, which
+applies the IDF). Latin text is split into lower-cased words; Chinese, which has no spaces, into
 single characters and character pairs, so a Chinese question matches Chinese text even where the
 embedding model only knows English."""
 
@@ -29,22 +29,21 @@ def terms(text: str) -> list[str]:
     return found
 
 
-def _index(term: str) -> int:
+def term_id(term: str) -> int:
     return zlib.crc32(term.encode()) & 0x7FFFFFFF
 
 
-def document_vector(text: str) -> tuple[list[int], list[float]]:
-    """BM25 term-frequency weights (saturated, length-normalised); Qdrant multiplies in the IDF."""
+def term_weights(text: str) -> dict[int, float]:
+    """BM25 term-frequency weights (saturated, length-normalised) by term id."""
     counts = Counter(terms(text))
     length = sum(counts.values()) or 1
     norm = K1 * (1 - B + B * length / AVERAGE_LENGTH)
     weights: dict[int, float] = {}
     for term, tf in counts.items():
-        index = _index(term)
+        index = term_id(term)
         weights[index] = weights.get(index, 0.0) + tf * (K1 + 1) / (tf + norm)
-    return list(weights), list(weights.values())
+    return weights
 
 
-def query_vector(text: str) -> tuple[list[int], list[float]]:
-    indices = sorted({_index(term) for term in terms(text)})
-    return indices, [1.0] * len(indices)
+def query_terms(text: str) -> list[int]:
+    return sorted({term_id(term) for term in terms(text)})

@@ -22,6 +22,7 @@ async def create_runtime(settings: Settings) -> Runtime:
             pids_limit=settings.node_pids_limit,
             tmpfs_mb=settings.node_tmpfs_mb,
             user=settings.node_user,
+            sockets_dir=settings.node_socket_dir,
         )
     return ProcessRuntime(
         bind_address=settings.node_bind_address,

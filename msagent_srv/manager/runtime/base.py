@@ -66,6 +66,10 @@ class NodeSpec:
         }
 
 
+def tcp_endpoint(host: str, port: int) -> str:
+    return f"http://{host}:{port}"
+
+
 @dataclass(frozen=True)
 class NodeState:
     """What the runtime knows of a node. `running` False with `exit_code` means it ended."""
@@ -92,6 +96,9 @@ class Runtime(Protocol):
 
     async def start(self, spec: NodeSpec) -> str:
         """Start a node; returns its id (container id, pid, pod name). Raises RuntimeError_."""
+
+    def endpoint(self, spec: NodeSpec, connect_host: str) -> str:
+        """Where the manager reaches the node: `http://host:port` or `unix:/path/to/socket`."""
 
     async def stop(self, node_id: str) -> None:
         """Stop and remove the node; a node that is already gone is not an error."""

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -18,9 +22,11 @@ from .base import (
     NodeState,
     RuntimeError_,
     RuntimeNode,
+    tcp_endpoint,
 )
 
 CONTAINER_PORT = 8000
+SOCKET_MOUNT = "/run/msagent"
 
 
 class DockerRuntime:
@@ -36,8 +42,12 @@ class DockerRuntime:
         pids_limit: int = 128,
         tmpfs_mb: int = 64,
         user: str = "65534:65534",
+        sockets_dir: Path | None = None,
         docker: aiodocker.Docker | None = None,
     ) -> None:
+        # nodes without a network (network "none") are reached through a Unix socket in here; the path
+        # stays short because AF_UNIX paths end at 108 bytes
+        self.sockets_dir = sockets_dir or Path(tempfile.gettempdir()) / "msagent-sockets"
         self.bind_address, self.network, self.user = bind_address, network, user
         self.memory_mb, self.cpus, self.pids_limit, self.tmpfs_mb = memory_mb, cpus, pids_limit, tmpfs_mb
         self._docker = docker or aiodocker.Docker()
@@ -52,10 +62,23 @@ class DockerRuntime:
         except (DockerError, OSError, ValueError, asyncio.TimeoutError):
             return False
 
+    @property
+    def isolated(self) -> bool:
+        """No network at all: the node is reached through a Unix socket."""
+        return self.network == "none"
+
+    def socket_dir(self, spec: NodeSpec) -> Path:
+        return self.sockets_dir / hashlib.sha256(spec.unit_name.encode()).hexdigest()[:16]
+
+    def endpoint(self, spec: NodeSpec, connect_host: str) -> str:
+        if self.isolated:
+            return f"unix:{self.socket_dir(spec) / 'node.sock'}"
+        return tcp_endpoint(connect_host, spec.port)
+
     def container_config(self, spec: NodeSpec) -> dict[str, Any]:
         env = spec.environment(port=CONTAINER_PORT)
         memory = self.memory_mb * 1024 * 1024
-        return {
+        config = {
             "Image": spec.image,
             "Entrypoint": ["python3", "-m", "msagent_srv.node"],
             "Cmd": [],
@@ -82,8 +105,23 @@ class DockerRuntime:
                 "RestartPolicy": {"Name": "no"},
             },
         }
+        if self.isolated:
+            config["Env"].append(f"MSAGENT_NODE_SOCKET={SOCKET_MOUNT}/node.sock")
+            config.pop("ExposedPorts")
+            config["HostConfig"].pop("PortBindings")
+            config["HostConfig"]["Mounts"] = [
+                {
+                    "Type": "bind",
+                    "Source": str(self.socket_dir(spec)),
+                    "Target": SOCKET_MOUNT,
+                    "ReadOnly": False,
+                }
+            ]
+        return config
 
     async def start(self, spec: NodeSpec) -> str:
+        if self.isolated:
+            await asyncio.to_thread(self._prepare_socket_dir, spec)
         try:
             container = await self._docker.containers.create_or_replace(
                 spec.unit_name, self.container_config(spec)
@@ -93,7 +131,25 @@ class DockerRuntime:
             raise RuntimeError_(f"docker could not start {spec.unit_name}: {exc.message}") from None
         return str(container.id)
 
+    def _prepare_socket_dir(self, spec: NodeSpec) -> None:
+        directory = self.socket_dir(spec)
+        if len(str(directory / "node.sock").encode()) > 100:
+            raise RuntimeError_(
+                f"node socket path too long for AF_UNIX: {directory} (set MSAGENT_NODE_SOCKET_DIR)"
+            )
+        shutil.rmtree(directory, ignore_errors=True)  # a stale socket from an earlier node
+        directory.mkdir(parents=True)
+        directory.chmod(0o777)  # the node's unprivileged user creates its socket here
+
     async def stop(self, node_id: str) -> None:
+        if self.isolated:
+            try:
+                info = await self._docker.containers.container(node_id).show()
+                mounts = [m["Source"] for m in info.get("Mounts", []) if m.get("Destination") == SOCKET_MOUNT]
+                for source in mounts:
+                    await asyncio.to_thread(shutil.rmtree, source, True)
+            except DockerError:
+                pass
         try:
             await self._docker.containers.container(node_id).delete(force=True)
         except DockerError as exc:

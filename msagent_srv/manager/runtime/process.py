@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .base import NodeSpec, NodeState, RuntimeError_, RuntimeNode
+from .base import NodeSpec, NodeState, RuntimeError_, RuntimeNode, tcp_endpoint
 
 _MARKER = "msagent_srv.node"
 
@@ -92,6 +92,9 @@ class ProcessRuntime:
         link.unlink(missing_ok=True)
         link.symlink_to(log_path)
         return child
+
+    def endpoint(self, spec: NodeSpec, connect_host: str) -> str:
+        return tcp_endpoint(connect_host, spec.port)
 
     async def stop(self, node_id: str) -> None:
         pid = int(node_id)
