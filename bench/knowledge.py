@@ -22,6 +22,7 @@ from msagent_srv.assistant.knowledge.chunking import chunk_sections
 from msagent_srv.assistant.knowledge.embeddings import SentenceTransformerEmbedder
 from msagent_srv.assistant.knowledge.loaders import load
 from msagent_srv.assistant.knowledge.store import VectorStore
+from msagent_srv.settings import Settings
 from msagent_srv.store import FileRecord, Store
 from msagent_srv.store.embedded import EmbeddedRedis
 from msagent_srv.store.keyword_index import KeywordIndex
@@ -67,14 +68,15 @@ async def run(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="msagent-bench-kb-"))
     redis = EmbeddedRedis(workdir / "redis", appendonly=False).start()
     store = Store.open(redis.url)
-    embedder = SentenceTransformerEmbedder()
+    defaults = Settings()  # the shipped chunking and embedding settings
+    embedder = SentenceTransformerEmbedder(dtype=defaults.embedding_dtype)
     kb = KnowledgeBase(
         VectorStore(workdir / "qdrant"),
         embedder,
         store.files,
         KeywordIndex(store.redis),
-        chunk_tokens=200,
-        chunk_overlap=30,
+        chunk_tokens=defaults.chunk_tokens,
+        chunk_overlap=defaults.chunk_overlap,
     )
     await embedder.dimension()  # model load is not ingest
     documents_dir = workdir / "docs"
@@ -91,7 +93,7 @@ async def run(args: argparse.Namespace) -> dict:
         path = documents_dir / f"doc{number:04d}.{kind}"
         path.write_text(render(kind, f"Document {number}", [t for _, _, t in facts]))
         files.append(path)
-        planned += len(chunk_sections(load(path), 200, 30))
+        planned += len(chunk_sections(load(path), defaults.chunk_tokens, defaults.chunk_overlap))
         number += 1
     total_bytes = sum(p.stat().st_size for p in files)
     for path in files:

@@ -154,7 +154,7 @@ class Settings(BaseModel):
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr | None = None
     chunk_tokens: int = Field(200, ge=20)
-    chunk_overlap: int = Field(30, ge=0)
+    chunk_overlap: int = Field(20, ge=0, description="tokens two neighbouring chunks share (10%)")
     knowledge_top_k: int = Field(5, ge=1, le=50)
     knowledge_budget_tokens: int = Field(1500, ge=100)
 

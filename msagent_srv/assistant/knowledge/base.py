@@ -32,7 +32,7 @@ class KnowledgeBase:
         keywords: KeywordIndex,
         *,
         chunk_tokens: int = 200,
-        chunk_overlap: int = 30,
+        chunk_overlap: int = 20,
     ) -> None:
         self.keywords = keywords
         self.store, self.embedder, self.records = store, embedder, records

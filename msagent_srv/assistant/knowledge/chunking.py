@@ -46,7 +46,7 @@ def _joiner(left: str, right: str) -> str:
     return "" if cjk.match(left[-1]) or cjk.match(right[0]) else " " if "\n" not in left[-1:] else ""
 
 
-def chunk_sections(sections: list[Section], max_tokens: int = 200, overlap_tokens: int = 30) -> list[Chunk]:
+def chunk_sections(sections: list[Section], max_tokens: int = 200, overlap_tokens: int = 20) -> list[Chunk]:
     chunks: list[Chunk] = []
     for section in sections:
         pieces = _pieces(section.text.strip(), max_tokens)
