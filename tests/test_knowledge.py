@@ -282,3 +282,27 @@ def test_tools_through_the_manager(
     assert reply.json()["output"]["response"] == "The sum is 45."
     observation = upstream.requests[1]["messages"][-1]["content"]
     assert observation.startswith("Observation: ") and '"stdout": "45\\n"' in observation
+
+
+def test_an_embeddings_api_can_replace_the_local_model(assistant_factory, upstream: ScriptedUpstream) -> None:
+    service = assistant_factory(
+        MSAGENT_EMBEDDING_BACKEND="openai",
+        MSAGENT_EMBEDDING_MODEL="text-embedding-3-small",
+        MSAGENT_EMBEDDING_BASE_URL=upstream.openai_url,
+        MSAGENT_EMBEDDING_API_KEY="sk-emb",
+    )
+    upload(service, "api", {"router.txt": ENGLISH["router.txt"], "guide.md": ENGLISH["guide.md"]})
+    wait_indexed(service, "api", ["router.txt", "guide.md"])
+    embedding_calls = [
+        (b, h) for b, h in zip(upstream.requests, upstream.headers, strict=True) if "input" in b
+    ]
+    assert embedding_calls and all(b["model"] == "text-embedding-3-small" for b, _ in embedding_calls)
+    assert all(h["Authorization"] == "Bearer sk-emb" for _, h in embedding_calls)
+    upstream.script = lambda _body: "ok"
+    result = lite(
+        service,
+        uuid_str="api",
+        use_knowledge=True,
+        messages=[{"role": "user", "content": "How long does the Zephyr-9 warranty last?"}],
+    ).json()["output"]
+    assert result["citations"][0]["file"] == "guide.md" and "seven years" in result["citations"][0]["text"]

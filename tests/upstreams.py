@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +72,7 @@ class ScriptedUpstream:
         asyncio.set_event_loop(self._loop)
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/api/v1/services/aigc/text-generation/generation", self._dashscope)
         runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(runner.setup())
@@ -211,6 +214,28 @@ class ScriptedUpstream:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """OpenAI's embeddings format; each vector a hashed bag of the text's words (similar texts, near vectors)."""
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = []
+        for index, text in enumerate(inputs):
+            vector = [0.0] * 64
+            for token in re.findall(r"\w+", text.lower()):
+                vector[zlib.crc32(token.encode()) % 64] += 1.0
+            norm = sum(v * v for v in vector) ** 0.5 or 1.0
+            data.append({"object": "embedding", "index": index, "embedding": [v / norm for v in vector]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+            }
+        )
 
     async def _dashscope(self, request: web.Request) -> web.StreamResponse:
         body = await self._admit(request)
