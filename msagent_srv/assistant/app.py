@@ -16,11 +16,12 @@ from ..web.middleware import Renderer, error_middleware
 from . import files_routes, lite_routes, routes
 from .backends.router import BackendRouter
 from .chat import ChatService
-from .keys import CHAT, KNOWLEDGE, LITE, ROUTER, SETTINGS, STORE, TASKS
+from .keys import CHAT, KNOWLEDGE, LITE, METRICS, ROUTER, SETTINGS, STORE, TASKS
 from .knowledge.base import KnowledgeBase
 from .knowledge.embeddings import Embedder, HTTPEmbedder, SentenceTransformerEmbedder
 from .knowledge.store import VectorStore, VectorStoreLocked
 from .lite import LiteAgentService
+from .metrics import AssistantMetrics
 from .tasks import BackgroundTasks
 
 
@@ -34,8 +35,12 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware(_renderer)], client_max_size=32 << 20)
+    metrics = AssistantMetrics()
+    app = web.Application(
+        middlewares=[error_middleware(_renderer, metrics.observe_request)], client_max_size=32 << 20
+    )
     app[SETTINGS] = settings
+    app[METRICS] = metrics
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = Store.open(
@@ -52,10 +57,10 @@ def create_app(settings: Settings) -> web.Application:
         router = BackendRouter(settings, session)
         await router.start()
         app[STORE], app[ROUTER] = store, router
-        app[CHAT] = ChatService(settings, router)
+        app[CHAT] = ChatService(settings, router, metrics)
         app[TASKS] = BackgroundTasks()
         try:
-            knowledge = app[KNOWLEDGE] = create_knowledge_base(settings, session, store)
+            knowledge = app[KNOWLEDGE] = create_knowledge_base(settings, session, store, metrics)
         except VectorStoreLocked as exc:
             await router.close()
             await session.close()
@@ -71,13 +76,16 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics.handle)
     routes.add_routes(app)
     files_routes.add_routes(app)
     lite_routes.add_routes(app)
     return app
 
 
-def create_knowledge_base(settings: Settings, session: aiohttp.ClientSession, store: Store) -> KnowledgeBase:
+def create_knowledge_base(
+    settings: Settings, session: aiohttp.ClientSession, store: Store, metrics: AssistantMetrics | None = None
+) -> KnowledgeBase:
     """Embeddings (loaded on first use) and the vector store, as configured."""
     secret = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
     embedder: Embedder
@@ -102,4 +110,5 @@ def create_knowledge_base(settings: Settings, session: aiohttp.ClientSession, st
         KeywordIndex(store.redis),
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,
+        metrics=metrics,
     )

@@ -9,12 +9,20 @@ from typing import Any
 
 from ..ids import random_hex
 from ..settings import Settings
-from .backends.base import Backend, Generation, GenerationRequest, ToolsRejected
+from .backends.base import (
+    Backend,
+    Generation,
+    GenerationChunk,
+    GenerationRequest,
+    ToolsRejected,
+    UpstreamError,
+)
 from .backends.router import BackendRouter
 from .function_calling.parser import ParsedCall, ParsedReply, new_call_id
 from .function_calling.prompt import STOP_WORDS, language_of, render_messages
 from .function_calling.stream import StreamEvent, ToolCallStream
 from .function_calling.toolset import ToolSetCache
+from .metrics import AssistantMetrics
 from .protocol import (
     AssistantMessage,
     ChatCompletion,
@@ -109,7 +117,10 @@ class ChatPlan:
 
 
 class ChatService:
-    def __init__(self, settings: Settings, router: BackendRouter) -> None:
+    def __init__(
+        self, settings: Settings, router: BackendRouter, metrics: AssistantMetrics | None = None
+    ) -> None:
+        self.metrics = metrics
         self.settings, self.router = settings, router
         self.toolsets = ToolSetCache()
 
@@ -129,14 +140,14 @@ class ChatService:
     async def complete(self, plan: ChatPlan) -> ChatCompletion:
         if plan.native:
             try:
-                generation = await plan.backend.generate(plan.generation_request(emulate=False))
+                generation = await self._generate(plan, plan.generation_request(emulate=False))
                 return self._native_reply(plan, generation)
             except ToolsRejected:
                 if not plan.fallback:
                     raise
                 plan.native = False
         upstream = plan.generation_request(emulate=True)
-        generation = await plan.backend.generate(upstream)
+        generation = await self._generate(plan, upstream)
         usage = self._usage(generation, upstream.messages)
         if not plan.use_tools:
             return self._reply(plan, generation.text, [], generation.finish_reason, usage)
@@ -147,7 +158,7 @@ class ChatService:
                 {"role": "assistant", "content": generation.text},
                 {"role": "user", "content": REASK[plan.language]},
             ]
-            generation = await plan.backend.generate(upstream)
+            generation = await self._generate(plan, upstream)
             usage = _add(usage, self._usage(generation, upstream.messages))
             parsed = self._parse(plan, generation.text)
         content = generation.text if self.settings.legacy_transcript_content else parsed.content
@@ -155,6 +166,41 @@ class ChatService:
             "tool_calls" if parsed.calls else ("length" if generation.finish_reason == "length" else "stop")
         )
         return self._reply(plan, content, parsed.calls, finish, usage)
+
+    async def _generate(self, plan: ChatPlan, request: GenerationRequest) -> Generation:
+        """One upstream call, measured."""
+        started = time.perf_counter()
+        try:
+            generation = await plan.backend.generate(request)
+        except UpstreamError as exc:
+            if self.metrics:
+                self.metrics.upstream_errors.labels(plan.backend.name, exc.code).inc()
+            raise
+        self._observe(plan, "false", time.perf_counter() - started, generation.usage)
+        return generation
+
+    async def _stream_upstream(
+        self, plan: ChatPlan, request: GenerationRequest
+    ) -> AsyncIterator[GenerationChunk]:
+        """An upstream stream, measured from the request to its last piece."""
+        started, usage = time.perf_counter(), None
+        try:
+            async for piece in plan.backend.stream(request):
+                usage = piece.usage or usage
+                yield piece
+        except UpstreamError as exc:
+            if self.metrics:
+                self.metrics.upstream_errors.labels(plan.backend.name, exc.code).inc()
+            raise
+        self._observe(plan, "true", time.perf_counter() - started, usage)
+
+    def _observe(self, plan: ChatPlan, stream: str, seconds: float, usage: Usage | None) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.upstream_seconds.labels(plan.backend.name, stream).observe(seconds)
+        if usage is not None:
+            self.metrics.upstream_tokens.labels(plan.backend.name, "prompt").inc(usage.prompt_tokens)
+            self.metrics.upstream_tokens.labels(plan.backend.name, "completion").inc(usage.completion_tokens)
 
     @staticmethod
     def _parse(plan: ChatPlan, text: str) -> ParsedReply:
@@ -268,7 +314,7 @@ class ChatService:
                     call_index += 1
             return chunks
 
-        async for piece in plan.backend.stream(upstream):
+        async for piece in self._stream_upstream(plan, upstream):
             text.append(piece.text)
             usage = piece.usage or usage
             if piece.finish_reason:
@@ -292,7 +338,7 @@ class ChatService:
                 if named is not None:
                     parsed = ParsedReply(content=None, calls=[named])
                 else:
-                    retry = await plan.backend.generate(upstream)
+                    retry = await self._generate(plan, upstream)
                     parsed = self._parse(plan, retry.text)
                 for call in parsed.calls:
                     closing.extend(chunk(d) for d in _call_deltas(call, call_index))
@@ -315,7 +361,7 @@ class ChatService:
     ) -> AsyncIterator[list[ChatCompletionChunk]]:
         upstream = plan.generation_request(emulate=False)
         finish, text, usage, called = "stop", [], None, False
-        async for piece in plan.backend.stream(upstream):
+        async for piece in self._stream_upstream(plan, upstream):
             usage = piece.usage or usage
             batch = []
             if piece.text:

@@ -10,6 +10,7 @@ from .backends.router import BackendRouter
 from .chat import ChatService
 from .knowledge.base import KnowledgeBase
 from .lite import LiteAgentService
+from .metrics import AssistantMetrics
 from .tasks import BackgroundTasks
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -19,3 +20,4 @@ CHAT = web.AppKey("chat", ChatService)
 KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
 LITE = web.AppKey("lite", LiteAgentService)
 TASKS = web.AppKey("tasks", BackgroundTasks)
+METRICS = web.AppKey("metrics", AssistantMetrics)

@@ -64,6 +64,7 @@ class LiteAgentService:
     ) -> None:
         self.settings, self.chat, self.router, self.session = settings, chat, router, session
         self.store, self.knowledge = store, knowledge
+        self.metrics = chat.metrics
 
     # -- setup ------------------------------------------------------------------------------------------
     def backend(self, request: LiteAgentRequest, bearer: str | None) -> Backend:
@@ -274,6 +275,8 @@ class LiteAgentService:
                     calls_made.append(call)
                     yield Event("tool_call", call)
                     executor = executors.get(call["name"])
+                    if self.metrics is not None and executor is not None:
+                        self.metrics.tool_calls.labels(call["name"]).inc()
                     if executor is None:
                         unanswered.append(call)
                         continue

@@ -15,7 +15,8 @@ from ..store import Store
 from ..web.envelopes import render_legacy
 from ..web.middleware import error_middleware
 from . import openapi, routes
-from .keys import NODES, SETTINGS
+from .keys import METRICS, NODES, SETTINGS
+from .metrics import ManagerMetrics
 from .nodes import NodeManager
 from .runtime import Runtime, create_runtime
 
@@ -24,8 +25,13 @@ log = logging.getLogger("msagent_srv.manager")
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
     """The manager. `runtime` overrides the configured one (tests pass a shared Docker runtime)."""
-    app = web.Application(middlewares=[error_middleware(lambda _r: render_legacy)], client_max_size=4 << 20)
+    metrics = ManagerMetrics()
+    app = web.Application(
+        middlewares=[error_middleware(lambda _r: render_legacy, metrics.observe_request)],
+        client_max_size=4 << 20,
+    )
     app[SETTINGS] = settings
+    app[METRICS] = metrics
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = Store.open(
@@ -52,6 +58,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
             namespace=settings.namespace,
         )
         app[NODES] = nodes
+
+        async def count_nodes() -> None:
+            metrics.count_nodes([record.status for record in await store.tools.all()])
+
+        metrics.refreshers.append(count_nodes)
         try:
             counts = await nodes.reconcile()
             log.info("reconciled nodes", extra={"runtime": node_runtime.name, **counts})
@@ -71,4 +82,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
     app.cleanup_ctx.append(lifecycle)
     routes.add_routes(app)
     openapi.add_routes(app)
+    app.router.add_get("/metrics", metrics.handle)
     return app

@@ -13,7 +13,7 @@ from ..store import ToolInstance
 from ..web.bodies import read_model, validation_error
 from ..web.envelopes import envelope
 from ..web.errors import ApiError
-from .keys import NODES
+from .keys import METRICS, NODES
 from .schemas import (
     CreateToolRequest,
     ExecuteToolRequest,
@@ -113,9 +113,15 @@ async def execute_tool(request: web.Request) -> web.Response:
     body = await read_model(request, ExecuteToolRequest, merge_query=True)
     nodes = request.app[NODES]
     record = await nodes.running_node(body.tenant_id, body.tool_name)
-    output = await _call_node(
-        request, record, "POST", "/execute_tool", {"params": body.params, "kwargs": body.kwargs}
-    )
+    executions = request.app[METRICS].executions
+    try:
+        output = await _call_node(
+            request, record, "POST", "/execute_tool", {"params": body.params, "kwargs": body.kwargs}
+        )
+    except ApiError:
+        executions.labels(body.tool_name, "error").inc()
+        raise
+    executions.labels(body.tool_name, "ok").inc()
     await nodes.touch(record)
     return envelope(request, output)
 

@@ -9,11 +9,13 @@ import json
 import logging
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from ..tools import Tool, ToolError
 from ..web.bodies import read_model
 from ..web.envelopes import envelope, render_legacy
 from ..web.errors import ApiError
+from ..web.metrics import ServiceMetrics
 from ..web.middleware import error_middleware
 from .schemas import NODE_TOKEN_HEADER, ExecuteRequest
 
@@ -22,6 +24,17 @@ log = logging.getLogger("msagent_srv.node")
 TOOL = web.AppKey("tool", Tool)
 TOKEN = web.AppKey("token", str)
 CALL_TIMEOUT = web.AppKey("call_timeout", float)
+
+
+class NodeMetrics(ServiceMetrics):
+    def __init__(self) -> None:
+        super().__init__("node")
+        self.executions = Counter(
+            "msagent_node_executions", "tool calls on this node", ["result"], registry=self.registry
+        )
+
+
+METRICS = web.AppKey("metrics", NodeMetrics)
 
 
 def _authorize(request: web.Request) -> None:
@@ -52,16 +65,20 @@ async def execute_tool(request: web.Request) -> web.Response:
                 asyncio.to_thread(tool.call, body.params or {}, **body.kwargs), timeout
             )
     except asyncio.TimeoutError:
+        request.app[METRICS].executions.labels("timeout").inc()
         raise ApiError(
             504, f"tool {tool.name} did not finish within {timeout:g}s", code="tool_timeout"
         ) from None
     except ToolError as exc:
+        request.app[METRICS].executions.labels("tool_error").inc()
         raise ApiError(400, f"tool {tool.name} failed: {exc}", code="tool_error") from None
     except Exception as exc:
+        request.app[METRICS].executions.labels("crashed").inc()
         log.warning("tool %s raised %s", tool.name, exc.__class__.__name__, exc_info=True)
         raise ApiError(
             500, f"tool {tool.name} raised {exc.__class__.__name__}: {exc}", code="tool_crashed"
         ) from None
+    request.app[METRICS].executions.labels("ok").inc()
     try:
         json.dumps(result)
     except (TypeError, ValueError):
@@ -70,13 +87,17 @@ async def execute_tool(request: web.Request) -> web.Response:
 
 
 def create_app(tool: Tool, *, token: str = "", call_timeout: float = 60.0) -> web.Application:
+    metrics = NodeMetrics()
     app = web.Application(
-        middlewares=[error_middleware(lambda _request: render_legacy)], client_max_size=8 << 20
+        middlewares=[error_middleware(lambda _request: render_legacy, metrics.observe_request)],
+        client_max_size=8 << 20,
     )
+    app[METRICS] = metrics
     app[TOOL] = tool
     app[TOKEN] = token
     app[CALL_TIMEOUT] = call_timeout
     app.router.add_get("/health", health)
     app.router.add_get("/tool_info", tool_info)
     app.router.add_post("/execute_tool", execute_tool)
+    app.router.add_get("/metrics", metrics.handle)
     return app

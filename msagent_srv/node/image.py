@@ -29,7 +29,7 @@ import aiodocker
 from aiodocker.exceptions import DockerError
 
 DEFAULT_TAG = "msagent-srv-node:latest"
-NODE_DISTRIBUTIONS = ("aiohttp", "pydantic")
+NODE_DISTRIBUTIONS = ("aiohttp", "pydantic", "prometheus-client")
 IMAGE_PREFIX = "/opt/python"
 _STDLIB_SKIP = {"site-packages", "test", "tests", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3"}
 

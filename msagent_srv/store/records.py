@@ -71,5 +71,6 @@ class FileRecord(BaseModel):
     content_type: str = ""
     status: FileStatus = FileStatus.pending
     chunks: int = 0
+    progress: float = 0.0  # share of the file's chunks indexed so far
     error: str | None = None
     uploaded_at: float = Field(default_factory=time.time)

@@ -31,6 +31,7 @@ def _from_exception(exc: BaseException) -> ApiError | None:
 
 def error_middleware(
     choose: Callable[[web.Request], Renderer],
+    observe: Callable[[web.Request, int, float], None] | None = None,
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Every error leaves as the envelope `choose(request)` renders; unexpected ones as a 500 without a
     traceback (logged here with one)."""
@@ -49,6 +50,8 @@ def error_middleware(
             response = choose(request)(request, error)
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = request["request_id"]
+        if observe is not None:
+            observe(request, response.status, time.perf_counter() - started)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s %s",

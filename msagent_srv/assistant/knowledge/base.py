@@ -6,8 +6,9 @@ import asyncio
 import logging
 from pathlib import Path
 
-from ...store import FileRecords, FileStatus
+from ...store import FileRecords, FileStatus, NotFound
 from ...store.keyword_index import KeywordIndex
+from ..metrics import AssistantMetrics
 from .chunking import Chunk, chunk_sections
 from .embeddings import Embedder
 from .keywords import query_terms, term_weights
@@ -33,7 +34,9 @@ class KnowledgeBase:
         *,
         chunk_tokens: int = 200,
         chunk_overlap: int = 20,
+        metrics: AssistantMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.keywords = keywords
         self.store, self.embedder, self.records = store, embedder, records
         self.chunk_tokens, self.chunk_overlap = chunk_tokens, chunk_overlap
@@ -41,6 +44,8 @@ class KnowledgeBase:
     async def index_file(self, session: str, name: str, path: Path) -> int:
         """Replace the file's chunks with those of its current content; the record tells how it went."""
         await self.records.update(session, name, status=FileStatus.indexing, error=None)
+        if self.metrics:
+            self.metrics.ingest_active.inc()
         try:
             sections = await asyncio.to_thread(load, path)
             chunks = chunk_sections(sections, self.chunk_tokens, self.chunk_overlap)
@@ -56,6 +61,11 @@ class KnowledgeBase:
                     if writing is not None:
                         await writing
                     writing = asyncio.ensure_future(self._write(session, name, batch, vectors))
+                    # progress a client can follow on GET /v1/files
+                    done = min(start + EMBED_BATCH, len(chunks))
+                    await self.records.update(
+                        session, name, chunks=done, progress=round(done / len(chunks), 3)
+                    )
                 if writing is not None:
                     await writing
             finally:
@@ -63,11 +73,22 @@ class KnowledgeBase:
                     writing.cancel()
         except asyncio.CancelledError:
             raise
+        except NotFound:  # the file was deleted while it was being indexed: its chunks go with it
+            await self.forget_file(session, name)
+            return 0
         except Exception as exc:  # the file is marked failed; nothing else is affected
             log.warning("indexing %s failed: %s", name, exc)
             await self.records.update(session, name, status=FileStatus.failed, error=str(exc)[:500])
+            if self.metrics:
+                self.metrics.ingest_files.labels("failed").inc()
             return 0
-        await self.records.update(session, name, status=FileStatus.indexed, chunks=len(chunks))
+        finally:
+            if self.metrics:
+                self.metrics.ingest_active.dec()
+        await self.records.update(session, name, status=FileStatus.indexed, chunks=len(chunks), progress=1.0)
+        if self.metrics:
+            self.metrics.ingest_files.labels("indexed").inc()
+            self.metrics.ingest_chunks.inc(len(chunks))
         return len(chunks)
 
     async def _write(self, session: str, name: str, chunks: list[Chunk], vectors: list[list[float]]) -> None:

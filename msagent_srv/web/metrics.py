@@ -1,0 +1,49 @@
+"""Prometheus metrics: one registry per app (no globals), HTTP metrics for every service, and `/metrics`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class ServiceMetrics:
+    """The metrics every service has; services subclass it to add their own to `self.registry`."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "msagent_http_requests",
+            "HTTP requests answered",
+            ["service", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "msagent_http_request_seconds",
+            "time to answer an HTTP request",
+            ["service", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # refreshers run before each scrape, to set gauges read from Redis and the like
+        self.refreshers: list[Callable[[], Awaitable[None]]] = []
+
+    def observe_request(self, request: web.Request, status: int, seconds: float) -> None:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        self.requests.labels(self.service, route, str(status)).inc()
+        self.latency.labels(self.service, route).observe(seconds)
+
+    async def handle(self, _request: web.Request) -> web.Response:
+        for refresh in self.refreshers:
+            try:
+                await refresh()
+            except Exception:  # a metric that cannot be read must not cost the others
+                continue
+        return web.Response(
+            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
