@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     _manager_flags(up)
     up.add_argument("--manager-port", type=int)
     up.add_argument("--assistant-port", type=int)
+    up.add_argument("--keep-nodes", action="store_true", help="leave tool nodes running after Ctrl-C")
+    up.add_argument("--model-server", choices=["dashscope", "openai", "ollama"], help="env MODEL_SERVER")
+    up.add_argument("--model", dest="model_path", help="serve this GGUF file in-process")
+    up.add_argument("--served-model-name", help="name of the --model model")
 
     node = commands.add_parser("node", help="run one tool node in this process")
     node.add_argument("--tool", required=True, help="tool name (see msagent-srv tools)")
@@ -159,7 +163,7 @@ def _run_service(args: argparse.Namespace, settings: Settings) -> None:
     elif args.command == "up":
         from .up import run_stack
 
-        run_stack(settings)
+        run_stack(settings, keep_nodes=args.keep_nodes)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiohttp import web
 from pydantic import SecretStr
 
 from .settings import Settings
@@ -25,7 +26,35 @@ async def _reachable(url: str) -> bool:
         await client.aclose()
 
 
-def run_stack(settings: Settings) -> None:
+async def remove_nodes(app: web.Application) -> None:
+    """`up` stops what it started: the nodes go with the stack (run again, they are created again)."""
+    from .manager.keys import NODES
+
+    nodes = app.get(NODES)
+    if nodes is None:
+        return
+    try:
+        records = await nodes.store.tools.all()
+    except StoreUnavailable:
+        return
+    for record in records:
+        try:
+            await nodes.remove(record.tenant_id, record.tool_name)
+        except Exception as exc:  # one stubborn node must not keep the others running
+            log.warning("could not remove %s: %s", record.node_name, exc)
+    if records:
+        print(f"removed {len(records)} tool node(s)", flush=True)
+
+
+def _backends(settings: Settings) -> str:
+    parts = [f"default {settings.model_server}"]
+    if settings.model_path:
+        parts.append(f"local model '{settings.served_model_name}' ({settings.model_path})")
+    parts += [f"{model} -> {backend}" for model, backend in settings.routes().items()]
+    return ", ".join(parts)
+
+
+def run_stack(settings: Settings, keep_nodes: bool = False) -> None:
     from .assistant.app import create_app as assistant_app
     from .manager.app import create_app as manager_app
     from .manager.runtime import create_runtime
@@ -48,15 +77,19 @@ def run_stack(settings: Settings) -> None:
                 f"  assistant  http://{settings.host}:{settings.assistant_port}/v1\n"
                 f"  manager    http://{settings.host}:{settings.manager_port}  (API docs: /docs)\n"
                 f"  runtime    {runtime.name}, node image {settings.node_image}\n"
+                f"  models     {_backends(settings)}\n"
                 f"  redis      {'embedded, data in ' + str(settings.data_dir / 'redis') if embedded else 'external'}\n"
                 "Press Ctrl-C to stop."
             )
             print(summary, flush=True)
 
+        manager = manager_app(settings, runtime)
+        if not keep_nodes:
+            manager.on_shutdown.append(remove_nodes)
         try:
             await serve(
                 [
-                    (manager_app(settings, runtime), settings.host, settings.manager_port),
+                    (manager, settings.host, settings.manager_port),
                     (assistant_app(settings), settings.host, settings.assistant_port),
                 ],
                 ready,

@@ -98,11 +98,17 @@ def test_up_runs_the_stack_with_an_embedded_redis_and_stops_it(tmp_path) -> None
             (tmp_path / "data" / "redis").iterdir()
         )
         redis_port = _embedded_redis_port(tmp_path / "data" / "redis")
-        removed = requests.post(up.url + "/remove_tool", json={"tool_name": "calculator"}, timeout=30)
-        assert removed.json()["output"]["status"] == "exited"
+        node = socket.create_connection(
+            ("127.0.0.1", 42100), timeout=2
+        )  # the node's port (first of the range)
+        node.close()
+        assert "models     default dashscope" in up.log()
     finally:
         code = up.stop(signal.SIGINT)
     assert code == 0, up.log()
+    assert "removed 1 tool node(s)" in up.log()
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", 42100), timeout=1):
+        pass  # the node went with the stack
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", redis_port), timeout=1):
         pass
 
