@@ -29,9 +29,16 @@ TOOLS = [{"type": "function", "function": {
 MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
-def make_call(session: aiohttp.ClientSession, url: str, body: dict[str, Any], stream: bool, check_tool: bool):
+def make_call(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: dict[str, Any],
+    stream: bool,
+    check_tool: bool,
+    key: str = "bench-key",
+):
     payload = {**body, "stream": stream}
-    headers = {"Authorization": "Bearer bench-key"}
+    headers = {"Authorization": f"Bearer {key}"}
 
     async def call() -> None:
         async with session.post(url, json=payload, headers=headers) as response:
@@ -51,13 +58,13 @@ def make_call(session: aiohttp.ClientSession, url: str, body: dict[str, Any], st
 
 
 async def measure(
-    url: str, body: dict[str, Any], check_tool: bool, args: argparse.Namespace
+    url: str, body: dict[str, Any], check_tool: bool, args: argparse.Namespace, key: str = "bench-key"
 ) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0)
     results: dict[str, Any] = {}
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         for stream in (False, True):
-            call = make_call(session, url, body, stream, check_tool)
+            call = make_call(session, url, body, stream, check_tool, key)
             await sequential(call, 50)  # warm-up
             latencies = await sequential(call, args.requests)
             rps = await throughput(call, args.seconds, args.concurrency)
@@ -102,12 +109,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
         }
         if args.litellm:
-            from .litellm_proxy import start_litellm
+            from .litellm_proxy import MASTER_KEY, start_litellm
 
             litellm_url, litellm_process = await start_litellm(upstream_port, workdir)
             processes.append(litellm_process)
             targets["litellm"] = (litellm_url, {"model": "m", "messages": MESSAGES}, False)
-        return {name: await measure(url, body, check, args) for name, (url, body, check) in targets.items()}
+        keys = {"litellm": MASTER_KEY} if args.litellm else {}
+        return {
+            name: await measure(url, body, check, args, keys.get(name, "bench-key"))
+            for name, (url, body, check) in targets.items()
+        }
     finally:
         for process in processes:
             process.terminate()

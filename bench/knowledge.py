@@ -134,6 +134,14 @@ async def run(args: argparse.Namespace) -> dict:
     }
 
 
+def print_table(r: dict) -> None:
+    print(f"{'measure':<34}{'value':>14}")
+    print(f"{'documents / chunks':<34}{r['documents']:>7} / {r['chunks']}")
+    print(f"{'ingest (MB of text per minute)':<34}{r['ingest_mb_per_min']:>14.2f}")
+    print(f"{'query p50 / p99 (ms)':<34}{r['query_p50_ms']:>7.1f} / {r['query_p99_ms']:.1f}")
+    print(f"{'recall@5':<34}{r['recall_at_5']:>14.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chunks", type=int, default=10000, help="at least this many chunks in the index")
@@ -141,11 +149,7 @@ def main() -> None:
     parser.add_argument("--json", default="bench/results/knowledge.json")
     args = parser.parse_args()
     r = asyncio.run(run(args))
-    print(f"{'measure':<34}{'value':>14}")
-    print(f"{'documents / chunks':<34}{r['documents']:>7} / {r['chunks']}")
-    print(f"{'ingest (MB of text per minute)':<34}{r['ingest_mb_per_min']:>14.2f}")
-    print(f"{'query p50 / p99 (ms)':<34}{r['query_p50_ms']:>7.1f} / {r['query_p99_ms']:.1f}")
-    print(f"{'recall@5':<34}{r['recall_at_5']:>14.3f}")
+    print_table(r)
     write_json(args.json, r)
 
 

@@ -154,15 +154,7 @@ async def run(args: argparse.Namespace) -> dict:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--creates", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--image", default="msagent-srv-node:latest")
-    parser.add_argument("--json", default="bench/results/manager_nodes.json")
-    args = parser.parse_args()
-    results = asyncio.run(run(args))
+def print_table(results: dict, concurrency: int) -> None:
     c, e = results["create_to_running_ms"], results["execute_tool"]
     print(f"{'measure':<38}{'value':>12}")
     print(f"{'create->running p50 / p99 (ms)':<38}{c['p50']:>6.0f} / {c['p99']:.0f}")
@@ -173,9 +165,21 @@ def main() -> None:
     print(
         f"{'added latency p50 / p99 (ms)':<38}{results['added_latency_ms']['p50']:>6.2f} / {results['added_latency_ms']['p99']:.2f}"
     )
-    print(f"{'requests/s direct, c=' + str(args.concurrency):<38}{e['direct']['rps']:>12.0f}")
-    print(f"{'requests/s via manager, c=' + str(args.concurrency):<38}{e['manager']['rps']:>12.0f}")
+    print(f"{'requests/s direct, c=' + str(concurrency):<38}{e['direct']['rps']:>12.0f}")
+    print(f"{'requests/s via manager, c=' + str(concurrency):<38}{e['manager']['rps']:>12.0f}")
     print(f"{'proxied / direct requests/s':<38}{results['proxied_rps_ratio']:>12.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--creates", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--image", default="msagent-srv-node:latest")
+    parser.add_argument("--json", default="bench/results/manager_nodes.json")
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    print_table(results, args.concurrency)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
 

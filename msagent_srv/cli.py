@@ -142,9 +142,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _run_service(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "manager":
         from .manager.app import create_app as manager_app
-        from .serve import serve
+        from .serve import run, serve
 
-        asyncio.run(
+        run(
             serve(
                 [(manager_app(settings), settings.host, settings.manager_port)],
                 lambda: log.info("manager listening", extra={"port": settings.manager_port}),
@@ -152,9 +152,9 @@ def _run_service(args: argparse.Namespace, settings: Settings) -> None:
         )
     elif args.command == "assistant":
         from .assistant.app import create_app as assistant_app
-        from .serve import serve
+        from .serve import run, serve
 
-        asyncio.run(
+        run(
             serve(
                 [(assistant_app(settings), settings.host, settings.assistant_port)],
                 lambda: log.info("assistant listening", extra={"port": settings.assistant_port}),

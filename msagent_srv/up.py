@@ -97,8 +97,10 @@ def run_stack(settings: Settings, keep_nodes: bool = False) -> None:
         finally:
             await runtime.close()
 
+    from .serve import run
+
     try:
-        asyncio.run(main())
+        run(main())
     finally:
         if embedded:
             embedded.stop()

@@ -220,20 +220,29 @@ class ChatService:
     def _reply(
         self, plan: ChatPlan, content: str | None, calls: list[ParsedCall], finish: str, usage: Usage
     ) -> ChatCompletion:
+        # built from values this server made itself: construct, skip validation (a hot path)
         tool_calls = [
-            ToolCall(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments)) for c in calls
+            ToolCall.model_construct(
+                id=c.id,
+                type="function",
+                function=FunctionCall.model_construct(name=c.name, arguments=c.arguments),
+            )
+            for c in calls
         ]
-        message = AssistantMessage(
-            content=content if (content or not calls) else None, tool_calls=tool_calls or None
-        )
-        if message.content is None and not calls:
-            message.content = ""
-        return ChatCompletion(
+        text = content if (content or not calls) else None
+        message = AssistantMessage.model_construct(
+            role="assistant", content="" if text is None and not calls else text, refusal=None,
+            tool_calls=tool_calls or None,
+        )  # fmt: skip
+        return ChatCompletion.model_construct(
             id=completion_id(),
+            object="chat.completion",
+            created=int(time.time()),
             model=plan.model,
-            choices=[Choice(message=message, finish_reason=finish)],
+            choices=[Choice.model_construct(index=0, message=message, logprobs=None, finish_reason=finish)],
             usage=usage,
-        )  # type: ignore[arg-type]
+            system_fingerprint=None,
+        )
 
     def _native_reply(self, plan: ChatPlan, generation: Generation) -> ChatCompletion:
         calls = [

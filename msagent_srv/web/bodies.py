@@ -34,6 +34,19 @@ async def read_json(request: web.Request) -> Any:
 
 async def read_model(request: web.Request, model: type[M], *, merge_query: bool = False) -> M:
     """The JSON body as `model`; with `merge_query`, query parameters fill fields the body leaves out."""
+    if not merge_query:  # straight from the bytes: no intermediate dict
+        raw = await request.read() if request.can_read_body else b""
+        try:
+            return model.model_validate_json(raw if raw.strip() else b"{}")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            if first["type"] == "json_invalid":
+                raise ApiError(
+                    400, f"request body is not valid JSON: {first['msg']}", code="invalid_json"
+                ) from None
+            if first["type"] == "model_type" and not first.get("loc"):
+                raise ApiError(400, "request body must be a JSON object", code="invalid_json") from None
+            raise validation_error(exc) from None
     data = await read_json(request)
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object", code="invalid_json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -31,12 +32,19 @@ class ServiceMetrics:
         )
         # refreshers run before each scrape, to set gauges read from Redis and the like
         self.refreshers: list[Callable[[], Awaitable[None]]] = []
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}  # labels() is slow on a hot path
 
     def observe_request(self, request: web.Request, status: int, seconds: float) -> None:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        self.requests.labels(self.service, route, str(status)).inc()
-        self.latency.labels(self.service, route).observe(seconds)
+        children = self._children.get((route, status))
+        if children is None:
+            children = self._children[(route, status)] = (
+                self.requests.labels(self.service, route, str(status)),
+                self.latency.labels(self.service, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def handle(self, _request: web.Request) -> web.Response:
         for refresh in self.refreshers:
