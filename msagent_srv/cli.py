@@ -74,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("tools", help="list the tools installed here")
 
+    key_cmd = commands.add_parser("keys", help="tenant API keys of the manager (stored hashed in Redis)")
+    key_cmd.add_argument("--redis-url", help="Redis URL (env REDIS_URL)")
+    key_actions = key_cmd.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="make a key for a tenant (shown once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name", default="")
+    listing = key_actions.add_parser("list", help="keys by prefix, tenant and age")
+    listing.add_argument("--tenant")
+    revoke = key_actions.add_parser("revoke", help="revoke the key(s) starting with PREFIX")
+    revoke.add_argument("prefix")
+
     build = commands.add_parser("build-image", help="build the tool node image")
     build.add_argument("--tag", default="msagent-srv-node:latest")
     source = build.add_mutually_exclusive_group()
@@ -103,6 +114,35 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.load(**overrides)
 
 
+async def _keys(args: argparse.Namespace) -> int:
+    from .manager.schemas import ToolRef
+    from .store import Store
+    from .store.api_keys import ApiKeys
+
+    url = Settings.load(redis_url=args.redis_url).redis_url_value()
+    if not url:
+        print("msagent-srv keys: set REDIS_URL or --redis-url", file=sys.stderr)
+        return 2
+    store = Store.open(url)
+    api_keys = ApiKeys(store.redis)
+    try:
+        if args.action == "create":
+            tenant = ToolRef(tool_name="x", tenant_id=args.tenant).tenant_id  # same rules as the API
+            key, record = await api_keys.create(tenant, args.name)
+            print(key)
+            print(f"tenant {record.tenant_id}; shown once, stored hashed", file=sys.stderr)
+        elif args.action == "list":
+            for record in await api_keys.list(args.tenant):
+                print(f"{record.prefix}...  {record.tenant_id}  {record.name}")
+        else:
+            count = await api_keys.revoke(args.prefix)
+            print(f"revoked {count} key(s)")
+            return 0 if count else 1
+    finally:
+        await store.close()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "node":
@@ -111,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         logs.configure()
         run(args.tool, json.loads(args.tool_cfg), args.host, args.port, args.token, args.call_timeout)
         return
+    if args.command == "keys":
+        sys.exit(asyncio.run(_keys(args)))
     if args.command == "tools":
         from .tools import available_tools
 

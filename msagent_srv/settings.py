@@ -20,6 +20,8 @@ ENVIRONMENT: dict[str, str] = {
     "redis_timeout": "MSAGENT_REDIS_TIMEOUT",
     "runtime": "MSAGENT_RUNTIME",
     "namespace": "MSAGENT_NAMESPACE",
+    "auth": "MSAGENT_AUTH",
+    "admin_key": "MSAGENT_ADMIN_KEY",
     "node_image": "MSAGENT_NODE_IMAGE",
     "node_port_base": "MSAGENT_NODE_PORT_BASE",
     "node_port_max": "MSAGENT_NODE_PORT_MAX",
@@ -85,6 +87,10 @@ class Settings(BaseModel):
     log_format: Literal["json", "text"] = "json"
     redis_timeout: float = Field(3.0, gt=0, description="seconds before a Redis call fails with 503")
 
+    auth: Literal["auto", "on", "off"] = Field(
+        "auto", description="manager API keys: auto = required unless the manager listens on loopback only"
+    )
+    admin_key: SecretStr | None = Field(None, description="key with access to every tenant")
     runtime: Literal["auto", "docker", "process"] = "auto"
     namespace: str = Field(
         "default",

@@ -12,10 +12,12 @@ from aiohttp import web
 
 from ..settings import Settings
 from ..store import Store
+from ..store.api_keys import ApiKeys
 from ..web.envelopes import render_legacy
 from ..web.middleware import error_middleware
 from . import openapi, routes
-from .keys import METRICS, NODES, SETTINGS
+from .auth import auth_middleware, auth_required
+from .keys import API_KEYS, METRICS, NODES, SETTINGS
 from .metrics import ManagerMetrics
 from .nodes import NodeManager
 from .runtime import Runtime, create_runtime
@@ -26,10 +28,12 @@ log = logging.getLogger("msagent_srv.manager")
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
     """The manager. `runtime` overrides the configured one (tests pass a shared Docker runtime)."""
     metrics = ManagerMetrics()
-    app = web.Application(
-        middlewares=[error_middleware(lambda _r: render_legacy, metrics.observe_request)],
-        client_max_size=4 << 20,
-    )
+    middlewares = [error_middleware(lambda _r: render_legacy, metrics.observe_request)]
+    if auth_required(settings.auth, settings.host):
+        middlewares.append(
+            auth_middleware(settings.admin_key.get_secret_value() if settings.admin_key else None)
+        )
+    app = web.Application(middlewares=middlewares, client_max_size=4 << 20)
     app[SETTINGS] = settings
     app[METRICS] = metrics
 
@@ -58,6 +62,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
             namespace=settings.namespace,
         )
         app[NODES] = nodes
+        app[API_KEYS] = ApiKeys(store.redis)
 
         async def count_nodes() -> None:
             metrics.count_nodes([record.status for record in await store.tools.all()])

@@ -13,6 +13,7 @@ from ..store import ToolInstance
 from ..web.bodies import read_model, validation_error
 from ..web.envelopes import envelope
 from ..web.errors import ApiError
+from .auth import scope
 from .keys import METRICS, NODES
 from .schemas import (
     CreateToolRequest,
@@ -33,31 +34,35 @@ def _status_output(record: ToolInstance) -> dict[str, object]:
 
 async def create_tool_service(request: web.Request) -> web.Response:
     body = await read_model(request, CreateToolRequest, merge_query=True)
+    body = scope(request, body)
     record = await request.app[NODES].create(body.tenant_id, body.tool_name, body.tool_cfg, body.tool_image)
     return envelope(request, _status_output(record))
 
 
 async def update_tool_service(request: web.Request) -> web.Response:
     body = await read_model(request, CreateToolRequest, merge_query=True)
+    body = scope(request, body)
     record = await request.app[NODES].update(body.tenant_id, body.tool_name, body.tool_cfg, body.tool_image)
     return envelope(request, _status_output(record))
 
 
 async def check_tool_service_status(request: web.Request) -> web.Response:
     body = await read_model(request, ToolRef, merge_query=True)
+    body = scope(request, body)
     record = await request.app[NODES].status(body.tenant_id, body.tool_name)
     return envelope(request, _status_output(record))
 
 
 async def remove_tool(request: web.Request) -> web.Response:
     body = await read_model(request, ToolRef, merge_query=True)
+    body = scope(request, body)
     record = await request.app[NODES].remove(body.tenant_id, body.tool_name)
     return envelope(request, _status_output(record))
 
 
 async def list_tools(request: web.Request) -> web.Response:
     try:
-        query = ListToolsQuery.model_validate(dict(request.query))
+        query = scope(request, ListToolsQuery.model_validate(dict(request.query)))
     except ValueError as exc:
         raise validation_error(exc) from None  # type: ignore[arg-type]
     records = await request.app[NODES].list(query.tenant_id)
@@ -104,6 +109,7 @@ async def _call_node(
 
 async def tool_info(request: web.Request) -> web.Response:
     body = await read_model(request, ToolRef, merge_query=True)
+    body = scope(request, body)
     record = await request.app[NODES].running_node(body.tenant_id, body.tool_name)
     info = await _call_node(request, record, "GET", "/tool_info")
     return envelope(request, ToolInfoOutput.model_validate(info).model_dump(mode="json"))
@@ -111,6 +117,7 @@ async def tool_info(request: web.Request) -> web.Response:
 
 async def execute_tool(request: web.Request) -> web.Response:
     body = await read_model(request, ExecuteToolRequest, merge_query=True)
+    body = scope(request, body)
     nodes = request.app[NODES]
     record = await nodes.running_node(body.tenant_id, body.tool_name)
     executions = request.app[METRICS].executions

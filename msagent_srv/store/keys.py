@@ -12,6 +12,9 @@ PREFIX = "msagent:"
 TENANTS = PREFIX + "tenants"  # SET of tenant ids that ever had a tool
 TENANT_TOOLS = PREFIX + "tenant:{tenant}:tools"  # HASH tool_name -> ToolInstance JSON
 
+# API keys: HASH sha256(key) -> ApiKeyRecord JSON (the key itself is never stored)
+API_KEYS = PREFIX + "apikeys"
+
 # port allocation
 PORT_OWNERS = PREFIX + "ports:owners"  # HASH port -> owner ("<tenant>/<tool>")
 PORT_ALLOCATIONS = PREFIX + "ports:allocations"  # counter of ports ever handed out (for metrics)
