@@ -20,6 +20,7 @@ from ..client.tool_proxy import AsyncToolServiceProxy
 from ..settings import Settings
 from ..store import ChatMessage as StoredMessage
 from ..store import Store
+from ..tool_calls import ToolCallAssembler
 from ..tools import Tool, ToolError, UnknownTool, load_tool, parameters_to_json_schema
 from ..web.errors import ApiError
 from .backends.base import Backend
@@ -233,7 +234,7 @@ class LiteAgentService:
                     **({"tools": [d.model_dump() for d in definitions]} if definitions else {}), **generate,
                 })  # fmt: skip
                 plan = self.chat.plan(chat, request.llm_config.api_key or bearer, backend)
-                text, calls = "", {}
+                text, calls = "", ToolCallAssembler()
                 async for batch in self.chat.stream(plan):
                     for chunk in batch:
                         if not chunk.choices:
@@ -244,30 +245,13 @@ class LiteAgentService:
                                 yield Event("delta", {"text": "Answer: "})
                             text += delta.content
                             yield Event("delta", {"text": delta.content})
-                        for tc in delta.tool_calls or []:
-                            entry = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                            entry["id"] = tc.id or entry["id"]
-                            entry["name"] = tc.function.name or entry["name"]
-                            entry["arguments"] += tc.function.arguments or ""
-                ordered = [calls[i] for i in sorted(calls)]
+                        calls.add(delta.tool_calls or [])
+                ordered = calls.calls
                 if not ordered:
                     answer = text
                     produced.append(ChatMessage(role="assistant", content=text))
                     break
-                assistant = ChatMessage.model_validate(
-                    {
-                        "role": "assistant",
-                        "content": text or None,
-                        "tool_calls": [
-                            {
-                                "id": c["id"],
-                                "type": "function",
-                                "function": {"name": c["name"], "arguments": c["arguments"]},
-                            }
-                            for c in ordered
-                        ],
-                    }
-                )
+                assistant = ChatMessage.model_validate(calls.assistant_message(text))
                 messages.append(assistant)
                 produced.append(assistant)
                 unanswered = []

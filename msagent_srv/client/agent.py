@@ -24,6 +24,7 @@ from typing import Any
 
 import openai
 
+from ..tool_calls import ToolCallAssembler
 from ..tools import Tool, ToolError, load_tool
 from .errors import ToolServiceError
 from .tool_proxy import ToolServiceProxy
@@ -113,7 +114,7 @@ class Agent:
                 **generation,
                 **kwargs,
             )
-            content, calls = "", {}
+            content, calls = "", ToolCallAssembler()
             for chunk in stream:
                 if not chunk.choices:
                     continue
@@ -123,29 +124,12 @@ class Agent:
                         yield "Answer: "
                     content += delta.content
                     yield delta.content
-                for call in delta.tool_calls or []:
-                    entry = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                    entry["id"] = call.id or entry["id"]
-                    entry["name"] = (call.function.name if call.function else None) or entry["name"]
-                    entry["arguments"] += (call.function.arguments if call.function else None) or ""
-            if not calls:
+                calls.add(delta.tool_calls or [])
+            ordered = calls.calls
+            if not ordered:
                 messages.append({"role": "assistant", "content": content})
                 break
-            ordered = [calls[i] for i in sorted(calls)]
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": content or None,
-                    "tool_calls": [
-                        {
-                            "id": c["id"],
-                            "type": "function",
-                            "function": {"name": c["name"], "arguments": c["arguments"]},
-                        }
-                        for c in ordered
-                    ],
-                }
-            )
+            messages.append(calls.assistant_message(content))
             for call in ordered:
                 yield f"{chr(10) if content else ''}Action: {call['name']}\nAction Input: {call['arguments']}\n"
                 observation = self._execute(call["name"], call["arguments"])

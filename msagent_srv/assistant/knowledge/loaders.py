@@ -24,6 +24,33 @@ class Section:
     page: int | None = None
 
 
+class _SectionBuilder:
+    """Text collected under the current heading path; a heading closes the running section."""
+
+    def __init__(self) -> None:
+        self.sections: list[Section] = []
+        self._path: list[tuple[int, str]] = []
+        self._buffer: list[str] = []
+
+    def heading(self, level: int, title: str) -> None:
+        self.flush()
+        self._path = [(lvl, h) for lvl, h in self._path if lvl < level] + [(level, title)]
+
+    def text(self, line: str) -> None:
+        self._buffer.append(line)
+
+    @property
+    def headings(self) -> list[str]:
+        return [h for _, h in self._path]
+
+    def flush(self) -> list[Section]:
+        body = "\n".join(self._buffer).strip()
+        if body:
+            self.sections.append(Section(body, self.headings))
+        self._buffer.clear()
+        return self.sections
+
+
 class UnsupportedDocument(ValueError):
     pass
 
@@ -49,31 +76,18 @@ def load_markdown(data: bytes) -> list[Section]:
     from markdown_it import MarkdownIt
 
     text = _decode(data)
-    lines = text.splitlines()
     tokens = MarkdownIt("commonmark").parse(text)
     heading_lines: dict[int, tuple[int, str]] = {}
     for i, token in enumerate(tokens):
         if token.type == "heading_open" and token.map:
             heading_lines[token.map[0]] = (int(token.tag[1]), tokens[i + 1].content)
-    sections: list[Section] = []
-    path: list[tuple[int, str]] = []
-    buffer: list[str] = []
-
-    def flush() -> None:
-        body = "\n".join(buffer).strip()
-        if body:
-            sections.append(Section(body, [h for _, h in path]))
-        buffer.clear()
-
-    for number, line in enumerate(lines):
+    builder = _SectionBuilder()
+    for number, line in enumerate(text.splitlines()):
         if number in heading_lines:
-            flush()
-            level, title = heading_lines[number]
-            path = [(lvl, h) for lvl, h in path if lvl < level] + [(level, title)]
+            builder.heading(*heading_lines[number])
         else:
-            buffer.append(line)
-    flush()
-    return sections
+            builder.text(line)
+    return builder.flush()
 
 
 def load_html(data: bytes) -> list[Section]:
@@ -82,16 +96,7 @@ def load_html(data: bytes) -> list[Section]:
     soup = BeautifulSoup(_decode(data), "html.parser")
     for tag in soup(["script", "style", "noscript", "nav", "footer"]):
         tag.decompose()
-    sections: list[Section] = []
-    path: list[tuple[int, str]] = []
-    buffer: list[str] = []
-
-    def flush() -> None:
-        body = "\n".join(buffer).strip()
-        if body:
-            sections.append(Section(body, [h for _, h in path]))
-        buffer.clear()
-
+    builder = _SectionBuilder()
     body = soup.body or soup
     for element in body.find_all(
         ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "td", "th", "blockquote"]
@@ -102,12 +107,10 @@ def load_html(data: bytes) -> list[Section]:
         if not text:
             continue
         if element.name and element.name[0] == "h" and element.name[1:].isdigit():
-            flush()
-            level = int(element.name[1:])
-            path = [(lvl, h) for lvl, h in path if lvl < level] + [(level, text)]
+            builder.heading(int(element.name[1:]), text)
         else:
-            buffer.append(text)
-    flush()
+            builder.text(text)
+    sections = builder.flush()
     if not sections:  # a page without block elements
         text = body.get_text("\n", strip=True)
         sections = [Section(text)] if text else []
@@ -129,16 +132,7 @@ def load_docx(data: bytes) -> list[Section]:
     import docx
 
     document = docx.Document(io.BytesIO(data))
-    sections: list[Section] = []
-    path: list[tuple[int, str]] = []
-    buffer: list[str] = []
-
-    def flush() -> None:
-        body = "\n".join(buffer).strip()
-        if body:
-            sections.append(Section(body, [h for _, h in path]))
-        buffer.clear()
-
+    builder = _SectionBuilder()
     for paragraph in document.paragraphs:
         text = paragraph.text.strip()
         if not text:
@@ -147,15 +141,14 @@ def load_docx(data: bytes) -> list[Section]:
         match = re.match(r"Heading (\d)", style)
         level = int(match.group(1)) if match else (0 if style == "Title" else None)
         if level is not None:
-            flush()
-            path = [(lvl, h) for lvl, h in path if lvl < level] + [(level, text)]
+            builder.heading(level, text)
         else:
-            buffer.append(text)
-    flush()
+            builder.text(text)
+    sections = builder.flush()
     for table in document.tables:
         rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in table.rows]
         if rows:
-            sections.append(Section("\n".join(rows), [h for _, h in path]))
+            sections.append(Section("\n".join(rows), builder.headings))
     return sections
 
 
