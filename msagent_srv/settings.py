@@ -55,6 +55,7 @@ ENVIRONMENT: dict[str, str] = {
     "served_model_name": "MSAGENT_SERVED_MODEL_NAME",
     "local_n_ctx": "MSAGENT_LOCAL_N_CTX",
     "tool_manager_url": "TOOL_MANAGER_SERVICE_URL",
+    "knowledge": "MSAGENT_KNOWLEDGE",
     "agent_max_turns": "MSAGENT_AGENT_MAX_TURNS",
     "upload_max_mb": "MSAGENT_UPLOAD_MAX_MB",
     "qdrant_url": "QDRANT_URL",
@@ -144,6 +145,7 @@ class Settings(BaseModel):
 
     # assistant: agents, uploads, knowledge
     tool_manager_url: str = Field("http://localhost:31511", description="manager for use_tool_api")
+    knowledge: bool = Field(True, description="file upload and retrieval (needs the [knowledge] extra)")
     agent_max_turns: int = Field(5, ge=1, le=50)
     upload_max_mb: int = Field(50, ge=1)
     qdrant_url: str | None = Field(

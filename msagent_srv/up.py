@@ -56,6 +56,7 @@ def _backends(settings: Settings) -> str:
 
 def run_stack(settings: Settings, keep_nodes: bool = False) -> None:
     from .assistant.app import create_app as assistant_app
+    from .assistant.app import knowledge_off_reason
     from .manager.app import create_app as manager_app
     from .manager.runtime import create_runtime
     from .serve import serve
@@ -78,6 +79,7 @@ def run_stack(settings: Settings, keep_nodes: bool = False) -> None:
                 f"  manager    http://{settings.host}:{settings.manager_port}  (API docs: /docs)\n"
                 f"  runtime    {runtime.name}, node image {settings.node_image}\n"
                 f"  models     {_backends(settings)}\n"
+                f"  knowledge  {knowledge_off_reason(settings) or 'on (uploads at /v1/files)'}\n"
                 f"  redis      {'embedded, data in ' + str(settings.data_dir / 'redis') if embedded else 'external'}\n"
                 "Press Ctrl-C to stop."
             )

@@ -306,3 +306,16 @@ def test_an_embeddings_api_can_replace_the_local_model(assistant_factory, upstre
         messages=[{"role": "user", "content": "How long does the Zephyr-9 warranty last?"}],
     ).json()["output"]
     assert result["citations"][0]["file"] == "guide.md" and "seven years" in result["citations"][0]["text"]
+
+
+def test_without_knowledge_uploads_and_retrieval_say_why(
+    assistant_factory, upstream: ScriptedUpstream
+) -> None:
+    service = assistant_factory(MSAGENT_KNOWLEDGE="false")  # the same path as a missing [knowledge] extra
+    refused = upload(service, "k0", {"a.txt": b"text"})
+    assert refused.status_code == 501 and "MSAGENT_KNOWLEDGE" in refused.json()["error"]["message"]
+    asked = lite(service, uuid_str="k0", use_knowledge=True, messages=[{"role": "user", "content": "hi"}])
+    assert asked.status_code == 400 and asked.json()["error"]["param"] == "use_knowledge"
+    upstream.reset(["still chatting"])
+    chat = lite(service, uuid_str="k0", messages=[{"role": "user", "content": "hi"}])
+    assert chat.json()["output"]["response"] == "still chatting"

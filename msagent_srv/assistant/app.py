@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -16,7 +17,7 @@ from ..web.middleware import Renderer, error_middleware
 from . import files_routes, lite_routes, routes
 from .backends.router import BackendRouter
 from .chat import ChatService
-from .keys import CHAT, KNOWLEDGE, LITE, METRICS, ROUTER, SETTINGS, STORE, TASKS
+from .keys import CHAT, KNOWLEDGE, LITE, METRICS, ROUTER, SETTINGS, STORE, TASKS, Knowledge
 from .knowledge.base import KnowledgeBase
 from .knowledge.embeddings import Embedder, HTTPEmbedder, SentenceTransformerEmbedder
 from .knowledge.store import VectorStore, VectorStoreLocked
@@ -60,16 +61,18 @@ def create_app(settings: Settings) -> web.Application:
         app[CHAT] = ChatService(settings, router, metrics)
         app[TASKS] = BackgroundTasks()
         try:
-            knowledge = app[KNOWLEDGE] = create_knowledge_base(settings, session, store, metrics)
+            knowledge = create_knowledge_base(settings, session, store, metrics)
         except VectorStoreLocked as exc:
             await router.close()
             await session.close()
             await store.close()
             raise StartupError(str(exc)) from None
+        app[KNOWLEDGE] = Knowledge(knowledge, knowledge_off_reason(settings))
         app[LITE] = LiteAgentService(settings, app[CHAT], router, session, store, knowledge)
         yield
         await app[TASKS].close()
-        await knowledge.close()
+        if knowledge is not None:
+            await knowledge.close()
         await router.close()
         await session.close()
         await store.close()
@@ -83,10 +86,23 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
+def knowledge_off_reason(settings: Settings) -> str | None:
+    """Why file upload and retrieval are off, or None when they are on."""
+    if not settings.knowledge:
+        return "knowledge retrieval is turned off on this server (MSAGENT_KNOWLEDGE=false)"
+    needed = ["qdrant_client"] + (["sentence_transformers"] if settings.embedding_backend == "local" else [])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"knowledge retrieval needs the [knowledge] extra ({', '.join(missing)} missing): pip install 'msagent-srv[knowledge]'"
+    return None
+
+
 def create_knowledge_base(
     settings: Settings, session: aiohttp.ClientSession, store: Store, metrics: AssistantMetrics | None = None
-) -> KnowledgeBase:
-    """Embeddings (loaded on first use) and the vector store, as configured."""
+) -> KnowledgeBase | None:
+    """Embeddings (loaded on first use) and the vector store, as configured; None when knowledge is off."""
+    if knowledge_off_reason(settings) is not None:
+        return None
     secret = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
     embedder: Embedder
     if settings.embedding_backend == "local":

@@ -29,6 +29,7 @@ def _public(record: FileRecord) -> dict[str, object]:
 
 async def upload(request: web.Request) -> web.Response:
     settings, store = request.app[SETTINGS], request.app[STORE]
+    knowledge = request.app[KNOWLEDGE].required()  # before a byte is read: nothing to index it with
     root = uploads_dir(request)
     session, staged, staging = await receive(request, root / ".staging", settings.upload_max_mb * 1024 * 1024)
     replies: list[dict[str, object]] = []
@@ -54,7 +55,7 @@ async def upload(request: web.Request) -> web.Response:
             )
             await store.files.put(session, record)
             existing[item.name] = record
-            request.app[TASKS].spawn(request.app[KNOWLEDGE].index_file(session, item.name, path))
+            request.app[TASKS].spawn(knowledge.index_file(session, item.name, path))
             replies.append({**_public(record), "replaced": same is not None})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -84,7 +85,7 @@ async def delete_file(request: web.Request) -> web.Response:
     except NotFound:
         raise ApiError(404, f"file {ref.name!r} not found", param="name", code="file_not_found") from None
     await store.files.delete(ref.uuid_str, ref.name)
-    await request.app[KNOWLEDGE].forget_file(ref.uuid_str, ref.name)
+    await request.app[KNOWLEDGE].required().forget_file(ref.uuid_str, ref.name)
     await asyncio.to_thread(Path(record.path).unlink, missing_ok=True)
     return envelope(request, {"deleted": ref.name})
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 
 from ..settings import Settings
 from ..store import Store
+from ..web.errors import ApiError
 from .backends.router import BackendRouter
 from .chat import ChatService
 from .knowledge.base import KnowledgeBase
@@ -17,7 +20,22 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 ROUTER = web.AppKey("router", BackendRouter)
 CHAT = web.AppKey("chat", ChatService)
-KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """The knowledge base, or why there is none (the [knowledge] extra missing, or turned off)."""
+
+    base: KnowledgeBase | None
+    off_reason: str | None
+
+    def required(self) -> KnowledgeBase:
+        if self.base is None:
+            raise ApiError(501, self.off_reason or "knowledge retrieval is off", code="knowledge_unavailable")
+        return self.base
+
+
+KNOWLEDGE = web.AppKey("knowledge", Knowledge)
 LITE = web.AppKey("lite", LiteAgentService)
 TASKS = web.AppKey("tasks", BackgroundTasks)
 METRICS = web.AppKey("metrics", AssistantMetrics)

@@ -185,8 +185,16 @@ class LiteAgentService:
         return run
 
     async def knowledge_block(self, request: LiteAgentRequest) -> tuple[str, list[dict[str, Any]]]:
-        if not request.use_knowledge or self.knowledge is None:
+        if not request.use_knowledge:
             return "", []
+        if self.knowledge is None:
+            raise ApiError(
+                400,
+                "use_knowledge: knowledge retrieval is not available on this server "
+                "(the [knowledge] extra, and MSAGENT_KNOWLEDGE)",
+                param="use_knowledge",
+                code="knowledge_unavailable",
+            )
         query = next((m.text() for m in reversed(request.messages) if m.role == "user"), "")
         hits = await self.knowledge.search(
             request.uuid_str, query, request.files or None, self.settings.knowledge_top_k
