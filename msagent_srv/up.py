@@ -46,6 +46,26 @@ async def remove_nodes(app: web.Application) -> None:
         print(f"removed {len(records)} tool node(s)", flush=True)
 
 
+async def ensure_node_image(tag: str) -> None:
+    """A fresh machine has no node image: build it from this host's Python (no registry needed)."""
+    import aiodocker
+    from aiodocker.exceptions import DockerError
+
+    from .node.image import build_from_host
+
+    async with aiodocker.Docker() as docker:
+        try:
+            await docker.images.inspect(tag)
+            return
+        except DockerError as exc:
+            if exc.status != 404:
+                raise
+    print(f"node image {tag} not found: building it from this host's Python...", flush=True)
+    await build_from_host(
+        tag, progress=lambda line: print(f"  {line}", flush=True) if line.startswith("Step") else None
+    )
+
+
 def _backends(settings: Settings) -> str:
     parts = [f"default {settings.model_server}"]
     if settings.model_path:
@@ -71,6 +91,8 @@ def run_stack(settings: Settings, keep_nodes: bool = False) -> None:
 
     async def main() -> None:
         runtime = await create_runtime(settings)
+        if runtime.name == "docker":
+            await ensure_node_image(settings.node_image)
 
         def ready() -> None:
             summary = (

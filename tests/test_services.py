@@ -164,3 +164,58 @@ def test_a_second_assistant_on_the_same_data_dir_says_why_it_cannot_start(assist
     assert "used by another process" in second.stderr and "QDRANT_URL" in second.stderr
     assert "Traceback" not in second.stderr
     assert requests.get(first.url + "/health", timeout=10).status_code == 200  # the first one is unharmed
+
+
+def test_up_builds_a_missing_node_image_and_runs_nodes_in_docker(
+    tmp_path, node_image: str, namespace: str
+) -> None:
+    import asyncio
+    import uuid
+
+    import aiodocker
+
+    tag = f"msagent-srv-node:up-{uuid.uuid4().hex[:8]}"
+    manager_port, assistant_port = free_port(), free_port()
+    up = ServiceProcess(
+        ["up", "--manager-port", str(manager_port), "--assistant-port", str(assistant_port)],
+        {
+            "REDIS_URL": "",
+            "MSAGENT_DATA_DIR": str(tmp_path / "data"),
+            "MSAGENT_RUNTIME": "docker",
+            "MSAGENT_NODE_IMAGE": tag,
+            "MSAGENT_NAMESPACE": namespace,
+            "MSAGENT_KNOWLEDGE": "false",
+            "MSAGENT_NODE_PORT_BASE": "42400",
+            "MSAGENT_NODE_PORT_MAX": "42499",
+        },
+        manager_port,
+        tmp_path / "up.log",
+    )
+    try:
+        up.start(timeout=120)
+        assert f"node image {tag} not found: building it" in up.log()
+        requests.post(up.url + "/create_tool_service", json={"tool_name": "calculator"}, timeout=10)
+        wait_for(
+            lambda: (
+                requests.post(
+                    up.url + "/check_tool_service_status", json={"tool_name": "calculator"}, timeout=10
+                ).json()["output"]["status"]
+                == "running"
+            ),
+            60,
+            what="node",
+        )
+        reply = requests.post(
+            up.url + "/execute_tool",
+            json={"tool_name": "calculator", "params": {"expression": "9*9"}},
+            timeout=30,
+        )
+        assert reply.json()["output"] == "81"
+    finally:
+        assert up.stop(signal.SIGINT) == 0, up.log()
+
+        async def drop() -> None:
+            async with aiodocker.Docker() as docker:
+                await docker.images.delete(tag, force=True)
+
+        asyncio.run(drop())
