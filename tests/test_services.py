@@ -81,18 +81,7 @@ def test_up_runs_the_stack_with_an_embedded_redis_and_stops_it(tmp_path) -> None
     ).start()
     try:
         assert requests.get(f"http://127.0.0.1:{assistant_port}/health", timeout=10).status_code == 200
-        reply = requests.post(up.url + "/create_tool_service", json={"tool_name": "calculator"}, timeout=10)
-        assert reply.status_code == 200
-        wait_for(
-            lambda: (
-                requests.post(
-                    up.url + "/check_tool_service_status", json={"tool_name": "calculator"}, timeout=10
-                ).json()["output"]["status"]
-                == "running"
-            ),
-            30,
-            what="node",
-        )
+        start_calculator(up, 30)
         assert "msagent-srv is up" in up.log() and "embedded" in up.log()
         assert (tmp_path / "data" / "redis" / "appendonlydir").exists() or any(
             (tmp_path / "data" / "redis").iterdir()
@@ -111,6 +100,20 @@ def test_up_runs_the_stack_with_an_embedded_redis_and_stops_it(tmp_path) -> None
         pass  # the node went with the stack
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", redis_port), timeout=1):
         pass
+
+
+def start_calculator(up: ServiceProcess, timeout: float) -> None:
+    """Create a calculator node through the stack's manager and wait until it runs."""
+    reply = requests.post(up.url + "/create_tool_service", json={"tool_name": "calculator"}, timeout=10)
+    assert reply.status_code == 200, reply.text
+
+    def running() -> bool:
+        status = requests.post(
+            up.url + "/check_tool_service_status", json={"tool_name": "calculator"}, timeout=10
+        )
+        return status.json()["output"]["status"] == "running"
+
+    wait_for(running, timeout, what="the calculator node")
 
 
 def _embedded_redis_port(data_dir) -> int:
@@ -194,17 +197,7 @@ def test_up_builds_a_missing_node_image_and_runs_nodes_in_docker(
     try:
         up.start(timeout=120)
         assert f"node image {tag} not found: building it" in up.log()
-        requests.post(up.url + "/create_tool_service", json={"tool_name": "calculator"}, timeout=10)
-        wait_for(
-            lambda: (
-                requests.post(
-                    up.url + "/check_tool_service_status", json={"tool_name": "calculator"}, timeout=10
-                ).json()["output"]["status"]
-                == "running"
-            ),
-            60,
-            what="node",
-        )
+        start_calculator(up, 60)
         reply = requests.post(
             up.url + "/execute_tool",
             json={"tool_name": "calculator", "params": {"expression": "9*9"}},
