@@ -237,3 +237,19 @@ def test_embedded_redis_starts_and_stops(tmp_path) -> None:
     server.stop()
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
+
+
+def test_a_port_with_only_closed_connections_is_free() -> None:
+    from msagent_srv.store.ports import port_is_free
+
+    port = free_port()
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        assert not port_is_free(port)
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end lingers in TIME_WAIT
+        client.close()
+    assert port_is_free(port)

@@ -46,6 +46,8 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True when nothing on this host listens on `port` (we can bind it ourselves)."""
     for family, address in ((socket.AF_INET, host), (socket.AF_INET, "0.0.0.0")):
         with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # as servers bind: connections lingering in TIME_WAIT do not make a port busy, a listener does
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((address, port))
             except OSError:
