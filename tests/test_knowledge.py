@@ -121,41 +121,26 @@ def test_tool_calls_run_and_their_observations_reach_the_model(
     assert "Be exact." in upstream.requests[0]["messages"][0]["content"]
 
 
+def stream_lite(service: ServiceProcess, uuid_str: str, **extra: object) -> requests.Response:
+    """A streamed /v1/assistants/lite run with the calculator (the caller closes the response)."""
+    return requests.post(service.url + "/v1/assistants/lite", stream=True, timeout=60, json={
+        "llm_config": {"model": "m", "model_server": "openai", "api_key": "k"}, "stream": True,
+        "uuid_str": uuid_str, "agent_config": {"tools": ["calculator"]},
+        "messages": [{"role": "user", "content": "2 to the 5th?"}], **extra})  # fmt: skip
+
+
 def test_streams_legacy_text_and_typed_events(
     kb_assistant: ServiceProcess, upstream: ScriptedUpstream
 ) -> None:
     script = ['Action: calculator\nAction Input: {"expression": "2**5"}', "The result is 32."]
     upstream.reset(list(script))
-    with requests.post(
-        kb_assistant.url + "/v1/assistants/lite",
-        stream=True,
-        timeout=60,
-        json={
-            "llm_config": {"model": "m", "model_server": "openai", "api_key": "k"},
-            "stream": True,
-            "uuid_str": "s1",
-            "agent_config": {"tools": ["calculator"]},
-            "messages": [{"role": "user", "content": "2 to the 5th?"}],
-        },
-    ) as reply:
+    with stream_lite(kb_assistant, "s1") as reply:
         assert reply.headers["Content-Type"].startswith("text/plain")
         lines = [line.decode() for line in reply.iter_lines() if line]
     assert "Action: calculator" in lines and 'Action Input: {"expression": "2**5"}' in lines
     assert "Observation: 32" in lines and lines[-1] == "Answer: The result is 32."
     upstream.reset(list(script))
-    with requests.post(
-        kb_assistant.url + "/v1/assistants/lite",
-        stream=True,
-        timeout=60,
-        json={
-            "llm_config": {"model": "m", "model_server": "openai", "api_key": "k"},
-            "stream": True,
-            "stream_format": "sse",
-            "uuid_str": "s2",
-            "agent_config": {"tools": ["calculator"]},
-            "messages": [{"role": "user", "content": "2 to the 5th?"}],
-        },
-    ) as reply:
+    with stream_lite(kb_assistant, "s2", stream_format="sse") as reply:
         events = [block.split("\n") for block in reply.text.strip().split("\n\n")]
     kinds = [e[0].removeprefix("event: ") for e in events]
     assert kinds[0] == "tool_call" and "observation" in kinds and kinds[-1] == "done"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
 import aiofiles.os
@@ -16,7 +15,7 @@ from ..web.envelopes import envelope
 from ..web.errors import ApiError
 from .keys import KNOWLEDGE, SETTINGS, STORE, TASKS
 from .protocol import FileRef
-from .uploads import receive
+from .uploads import receive, remove_tree
 
 
 def uploads_dir(request: web.Request) -> Path:
@@ -58,7 +57,7 @@ async def upload(request: web.Request) -> web.Response:
             request.app[TASKS].spawn(knowledge.index_file(session, item.name, path))
             replies.append({**_public(record), "replaced": same is not None})
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        await remove_tree(staging)
     return envelope(request, {"status": "ok", "uuid_str": session, "files": replies})
 
 

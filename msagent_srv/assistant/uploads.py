@@ -3,6 +3,7 @@ limit enforced while streaming, and nothing kept from a request that is refused.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import shutil
@@ -128,6 +129,15 @@ async def receive(request: web.Request, staging_root: Path, limit: int) -> tuple
                 400, "no files: send one or more parts named 'files'", param="files", code="no_files"
             )
     except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
+        await remove_tree(directory)
         raise
     return session, staged, directory
+
+
+async def remove_tree(directory: Path) -> None:
+    """Remove a staging directory off the event loop (in place if the task is being cancelled)."""
+    try:
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+    except asyncio.CancelledError:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise

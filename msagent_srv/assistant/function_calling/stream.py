@@ -29,7 +29,7 @@ def _held_back(buffer: str) -> int:
             if marker.startswith(lowered[-size:]):
                 longest = max(longest, size)
                 break
-    # a marker split by the CJK colon, or an unfinished label, is handled the same way
+    # "Action" alone is held back too, so a full-width colon ("Action：") arriving next is still caught
     return longest
 
 
