@@ -470,7 +470,8 @@ def test_auto_mode_falls_back_to_emulation_when_tools_are_rejected(
 
 
 def test_ollama_backend_needs_no_key(assistant_factory, upstream: ScriptedUpstream) -> None:
-    service = assistant_factory(MODEL_SERVER="ollama", OLLAMA_HOST=f"http://127.0.0.1:{upstream.port}")
+    # OLLAMA_HOST as Ollama itself accepts it: host:port without a scheme
+    service = assistant_factory(MODEL_SERVER="ollama", OLLAMA_HOST=f"127.0.0.1:{upstream.port}")
     upstream.script = ["llama says hi"]
     reply = requests.post(
         service.url + "/v1/chat/completions",

@@ -246,6 +246,12 @@ def test_lite_refuses_what_it_cannot_do(assistant_factory) -> None:
     assert unknown.status_code == 400 and "unknown tool" in unknown.json()["error"]["message"]
     empty = lite(service, messages=[])
     assert empty.status_code == 400 and empty.json()["error"]["param"] == "messages"
+    not_http = lite(
+        service,
+        llm_config={"model": "m", "model_server": "openai", "api_base": "file:///etc/passwd", "api_key": "k"},
+        messages=[{"role": "user", "content": "x"}],
+    )
+    assert not_http.status_code == 400 and not_http.json()["error"]["param"] == "llm_config.api_base"
 
 
 def test_tools_through_the_manager(

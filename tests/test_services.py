@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -147,15 +151,9 @@ def test_logs_are_json_and_never_carry_secrets() -> None:
     assert entry["headers"]["Accept"] == "json" and entry["level"] == "info"
 
 
-def test_a_second_assistant_on_the_same_data_dir_says_why_it_cannot_start(assistant_factory) -> None:
-    import subprocess
-    import sys
-
-    first = assistant_factory()
-    env = {**first.env, "MSAGENT_ASSISTANT_PORT": str(free_port())}
-    import os
-
-    second = subprocess.run(
+def run_assistant_to_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Start an assistant that is expected to refuse to start."""
+    return subprocess.run(
         [sys.executable, "-m", "msagent_srv.cli", "assistant"],
         env={**os.environ, **env},
         capture_output=True,
@@ -163,10 +161,31 @@ def test_a_second_assistant_on_the_same_data_dir_says_why_it_cannot_start(assist
         timeout=60,
         check=False,
     )
+
+
+def test_a_second_assistant_on_the_same_data_dir_says_why_it_cannot_start(assistant_factory) -> None:
+    first = assistant_factory()
+    second = run_assistant_to_exit({**first.env, "MSAGENT_ASSISTANT_PORT": str(free_port())})
     assert second.returncode != 0
     assert "used by another process" in second.stderr and "QDRANT_URL" in second.stderr
     assert "Traceback" not in second.stderr
     assert requests.get(first.url + "/health", timeout=10).status_code == 200  # the first one is unharmed
+
+
+def test_an_upstream_address_that_is_not_a_url_stops_start_up_with_the_reason(
+    redis_url: str, tmp_path: Path
+) -> None:
+    result = run_assistant_to_exit(
+        {
+            "REDIS_URL": redis_url,
+            "MSAGENT_DATA_DIR": str(tmp_path),
+            "MSAGENT_ASSISTANT_PORT": str(free_port()),
+            "MSAGENT_KNOWLEDGE": "false",
+            "OPENAI_BASE_URL": "api.openai.com/v1",
+        }
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "bad upstream address" in result.stderr and "api.openai.com/v1" in result.stderr
 
 
 def test_up_builds_a_missing_node_image_and_runs_nodes_in_docker(

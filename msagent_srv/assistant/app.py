@@ -15,6 +15,7 @@ from ..store.keyword_index import KeywordIndex
 from ..web.envelopes import render_legacy, render_openai
 from ..web.middleware import Renderer, error_middleware
 from . import files_routes, lite_routes, routes
+from .backends.http1 import Http1Client
 from .backends.router import BackendRouter
 from .chat import ChatService
 from .keys import CHAT, KNOWLEDGE, LITE, METRICS, ROUTER, SETTINGS, STORE, TASKS, Knowledge
@@ -55,7 +56,13 @@ def create_app(settings: Settings) -> web.Application:
             connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30),
             timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout, sock_connect=10),
         )
-        router = BackendRouter(settings, session)
+        http = Http1Client(connect_timeout=10)
+        try:
+            router = BackendRouter(settings, session, http)
+        except ValueError as exc:
+            await session.close()
+            await store.close()
+            raise StartupError(f"bad upstream address: {exc}") from None
         await router.start()
         app[STORE], app[ROUTER] = store, router
         app[CHAT] = ChatService(settings, router, metrics)
@@ -65,16 +72,18 @@ def create_app(settings: Settings) -> web.Application:
         except VectorStoreLocked as exc:
             await router.close()
             await session.close()
+            await http.close()
             await store.close()
             raise StartupError(str(exc)) from None
         app[KNOWLEDGE] = Knowledge(knowledge, knowledge_off_reason(settings))
-        app[LITE] = LiteAgentService(settings, app[CHAT], router, session, store, knowledge)
+        app[LITE] = LiteAgentService(settings, app[CHAT], router, session, http, store, knowledge)
         yield
         await app[TASKS].close()
         if knowledge is not None:
             await knowledge.close()
         await router.close()
         await session.close()
+        await http.close()
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -25,6 +25,7 @@ from ..tools import Tool, ToolError, UnknownTool, load_tool, parameters_to_json_
 from ..web.errors import ApiError
 from .backends.base import Backend
 from .backends.dashscope_backend import DashScopeBackend
+from .backends.http1 import Http1Client
 from .backends.openai_compat import OpenAICompatibleBackend
 from .backends.router import BackendRouter
 from .chat import ChatService
@@ -60,10 +61,12 @@ class LiteAgentService:
         chat: ChatService,
         router: BackendRouter,
         session: aiohttp.ClientSession,
+        http: Http1Client,
         store: Store,
         knowledge: KnowledgeBase | None,
     ) -> None:
         self.settings, self.chat, self.router, self.session = settings, chat, router, session
+        self.http = http
         self.store, self.knowledge = store, knowledge
         self.metrics = chat.metrics
 
@@ -76,14 +79,22 @@ class LiteAgentService:
             if server == "dashscope":
                 backend: Backend = DashScopeBackend(self.session, llm.api_base, llm.api_key, timeout)
             else:
-                backend = OpenAICompatibleBackend(
-                    self.session,
-                    llm.api_base,
-                    llm.api_key,
-                    name=server,
-                    timeout=timeout,
-                    needs_key=server != "ollama",
-                )
+                try:
+                    backend = OpenAICompatibleBackend(
+                        self.http,
+                        llm.api_base,
+                        llm.api_key,
+                        name=server,
+                        timeout=timeout,
+                        needs_key=server != "ollama",
+                    )
+                except ValueError:
+                    raise ApiError(
+                        400,
+                        "llm_config.api_base must be an http(s) URL",
+                        param="llm_config.api_base",
+                        code="invalid_api_base",
+                    ) from None
         elif server in self.router.backends:
             backend = self.router.backends[server]
         else:

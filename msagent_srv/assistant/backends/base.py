@@ -8,7 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import aiohttp
+
 from ..protocol import Usage
+from .http1 import HttpError
 
 
 class UpstreamError(Exception):
@@ -33,15 +36,14 @@ def upstream_status(status: int) -> int:
 @contextlib.contextmanager
 def transport_errors(backend: str) -> Iterator[None]:
     """Timeouts and connection failures of an upstream call as UpstreamError (504 / 502)."""
-    import aiohttp
-
     try:
         yield
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
         raise UpstreamError(504, f"upstream {backend} timed out", "upstream_timeout") from None
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, HttpError) as exc:
+        detail = str(exc) if isinstance(exc, HttpError) else exc.__class__.__name__
         raise UpstreamError(
-            502, f"upstream {backend} unreachable: {exc.__class__.__name__}", "upstream_unreachable"
+            502, f"upstream {backend} unreachable: {detail}", "upstream_unreachable"
         ) from None
 
 

@@ -1,5 +1,5 @@
-"""Any OpenAI-compatible server (OpenAI, vLLM, LM Studio, Ollama's /v1): plain HTTP on the app's shared
-aiohttp session, which costs far less per request than an SDK client."""
+"""Any OpenAI-compatible server (OpenAI, vLLM, LM Studio, Ollama's /v1): JSON over the app's lean
+keep-alive HTTP/1.1 client, which costs far less per request than an SDK or a general HTTP client."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 from pydantic_core import from_json, to_json
 
 from .base import (
@@ -20,6 +19,7 @@ from .base import (
     upstream_status,
     usage_of,
 )
+from .http1 import Http1Client, Http1Response
 
 _OPTIONAL = ("temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
              "response_format", "user", "tools", "tool_choice", "parallel_tool_calls")  # fmt: skip
@@ -30,7 +30,7 @@ class OpenAICompatibleBackend:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        client: Http1Client,
         base_url: str,
         api_key: str | None = None,
         *,
@@ -39,9 +39,11 @@ class OpenAICompatibleBackend:
         needs_key: bool = True,
     ) -> None:
         self.name = name
-        self.session, self.base_url, self.api_key = session, base_url.rstrip("/"), api_key
+        self.base_url, self.api_key = base_url.rstrip("/"), api_key
+        self.pool, path = client.endpoint(self.base_url + "/chat/completions")
+        self.path = path
         self.needs_key = needs_key
-        self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
+        self.timeout = timeout
 
     def _payload(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": request.model, "messages": request.messages, "stream": stream}
@@ -63,23 +65,20 @@ class OpenAICompatibleBackend:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    async def _error(self, response: aiohttp.ClientResponse, request: GenerationRequest) -> UpstreamError:
-        raw = await response.text()
+    async def _error(self, response: Http1Response, request: GenerationRequest) -> UpstreamError:
+        raw = (await response.read()).decode("utf-8", "replace")
         try:
             message = json.loads(raw)["error"]["message"]
         except (ValueError, KeyError, TypeError):
-            message = raw[:300] or response.reason or ""
+            message = raw[:300]
         text = f"upstream {self.name} answered {response.status}: {message}"
         if request.tools and response.status in (400, 422, 500) and "tool" in str(message).lower():
             return ToolsRejected(response.status, text, "tools_not_supported")
         return UpstreamError(upstream_status(response.status), text)
 
     def _post(self, request: GenerationRequest, stream: bool) -> Any:
-        return self.session.post(
-            f"{self.base_url}/chat/completions",
-            data=to_json(self._payload(request, stream)),
-            headers=self._headers(request),
-            timeout=self.timeout,
+        return self.pool.post(
+            self.path, to_json(self._payload(request, stream)), self._headers(request), self.timeout
         )
 
     async def generate(self, request: GenerationRequest) -> Generation:
@@ -108,7 +107,7 @@ class OpenAICompatibleBackend:
             async with self._post(request, True) as response:
                 if response.status != 200:
                     raise await self._error(response, request)
-                async for raw_line in response.content:
+                async for raw_line in response.iter_lines():
                     line = raw_line.strip()
                     if not line.startswith(b"data:"):
                         continue
@@ -128,4 +127,4 @@ class OpenAICompatibleBackend:
                     yield chunk
 
     async def close(self) -> None:
-        """The session belongs to the app."""
+        """The client belongs to the app."""

@@ -7,6 +7,7 @@ import aiohttp
 from ...settings import Settings
 from .base import Backend
 from .dashscope_backend import DashScopeBackend
+from .http1 import Http1Client
 from .openai_compat import OpenAICompatibleBackend
 
 
@@ -15,7 +16,8 @@ class UnknownBackend(LookupError):
 
 
 class BackendRouter:
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession, http: Http1Client) -> None:
+        """Raises ValueError when a configured upstream address is not an http(s) URL."""
         self.settings = settings
         timeout = settings.upstream_timeout
         secret = lambda value: value.get_secret_value() if value else None  # noqa: E731
@@ -24,11 +26,11 @@ class BackendRouter:
                 session, settings.dashscope_base_url, secret(settings.dashscope_api_key), timeout
             ),
             "openai": OpenAICompatibleBackend(
-                session, settings.openai_base_url, secret(settings.openai_api_key), timeout=timeout
+                http, settings.openai_base_url, secret(settings.openai_api_key), timeout=timeout
             ),
             "ollama": OpenAICompatibleBackend(
-                session,
-                settings.ollama_host.rstrip("/") + "/v1",
+                http,
+                ollama_url(settings.ollama_host),
                 name="ollama",
                 timeout=timeout,
                 needs_key=False,
@@ -70,3 +72,11 @@ class BackendRouter:
     async def close(self) -> None:
         for backend in self.backends.values():
             await backend.close()
+
+
+def ollama_url(host: str) -> str:
+    """Ollama's OpenAI-compatible base URL from OLLAMA_HOST, which may omit the scheme (as Ollama allows)."""
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = "http://" + host
+    return host + "/v1"
