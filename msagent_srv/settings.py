@@ -22,6 +22,7 @@ ENVIRONMENT: dict[str, str] = {
     "namespace": "MSAGENT_NAMESPACE",
     "auth": "MSAGENT_AUTH",
     "admin_key": "MSAGENT_ADMIN_KEY",
+    "key_cache_seconds": "MSAGENT_KEY_CACHE_SECONDS",
     "node_image": "MSAGENT_NODE_IMAGE",
     "node_port_base": "MSAGENT_NODE_PORT_BASE",
     "node_port_max": "MSAGENT_NODE_PORT_MAX",
@@ -55,6 +56,7 @@ ENVIRONMENT: dict[str, str] = {
     "served_model_name": "MSAGENT_SERVED_MODEL_NAME",
     "local_n_ctx": "MSAGENT_LOCAL_N_CTX",
     "tool_manager_url": "TOOL_MANAGER_SERVICE_URL",
+    "manager_api_key": "TOOL_MANAGER_API_KEY",
     "knowledge": "MSAGENT_KNOWLEDGE",
     "agent_max_turns": "MSAGENT_AGENT_MAX_TURNS",
     "upload_max_mb": "MSAGENT_UPLOAD_MAX_MB",
@@ -89,9 +91,15 @@ class Settings(BaseModel):
     redis_timeout: float = Field(3.0, gt=0, description="seconds before a Redis call fails with 503")
 
     auth: Literal["auto", "on", "off"] = Field(
-        "auto", description="manager API keys: auto = required unless the manager listens on loopback only"
+        "auto",
+        description="API keys on the manager and assistant: auto = required unless listening on loopback",
     )
     admin_key: SecretStr | None = Field(None, description="key with access to every tenant")
+    key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="how long a checked tenant key is trusted without asking Redis (revocation delay)",
+    )
     runtime: Literal["auto", "docker", "process"] = "auto"
     namespace: str = Field(
         "default",
@@ -145,6 +153,9 @@ class Settings(BaseModel):
 
     # assistant: agents, uploads, knowledge
     tool_manager_url: str = Field("http://localhost:31511", description="manager for use_tool_api")
+    manager_api_key: SecretStr | None = Field(
+        None, description="key the assistant sends the manager when its caller brought none of ours"
+    )
     knowledge: bool = Field(True, description="file upload and retrieval (needs the [knowledge] extra)")
     agent_max_turns: int = Field(5, ge=1, le=50)
     upload_max_mb: int = Field(50, ge=1)
@@ -189,6 +200,9 @@ class Settings(BaseModel):
 
     def redis_url_value(self) -> str | None:
         return self.redis_url.get_secret_value() if self.redis_url else None
+
+    def admin_key_value(self) -> str | None:
+        return self.admin_key.get_secret_value() if self.admin_key else None
 
 
 def _pairs(text: str) -> dict[str, str]:

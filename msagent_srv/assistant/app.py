@@ -11,7 +11,9 @@ from aiohttp import web
 from ..serve import StartupError
 from ..settings import Settings
 from ..store import Store
+from ..store.api_keys import ApiKeys
 from ..store.keyword_index import KeywordIndex
+from ..web.auth import API_KEYS, KeyChecker, auth_middleware, auth_required
 from ..web.envelopes import render_legacy, render_openai
 from ..web.middleware import Renderer, error_middleware
 from . import files_routes, lite_routes, routes
@@ -26,6 +28,8 @@ from .lite import LiteAgentService
 from .metrics import AssistantMetrics
 from .tasks import BackgroundTasks
 
+OPEN_PATHS = frozenset({"/health"})
+
 
 def _renderer(request: web.Request) -> Renderer:
     return render_openai if request.path.startswith("/v1/") else render_legacy
@@ -38,9 +42,11 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     metrics = AssistantMetrics()
-    app = web.Application(
-        middlewares=[error_middleware(_renderer, metrics.observe_request)], client_max_size=32 << 20
-    )
+    middlewares = [error_middleware(_renderer, metrics.observe_request)]
+    if auth_required(settings.auth, settings.host):
+        checker = KeyChecker(settings.admin_key_value(), settings.key_cache_seconds)
+        middlewares.append(auth_middleware(checker, OPEN_PATHS, "assistant server"))
+    app = web.Application(middlewares=middlewares, client_max_size=32 << 20)
     app[SETTINGS] = settings
     app[METRICS] = metrics
 
@@ -65,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
             raise StartupError(f"bad upstream address: {exc}") from None
         await router.start()
         app[STORE], app[ROUTER] = store, router
+        app[API_KEYS] = ApiKeys(store.redis)
         app[CHAT] = ChatService(settings, router, metrics)
         app[TASKS] = BackgroundTasks()
         try:

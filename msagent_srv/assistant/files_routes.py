@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from ..store import FileRecord, NotFound
+from ..web.auth import tenant_space
 from ..web.bodies import validation_error
 from ..web.envelopes import envelope
 from ..web.errors import ApiError
@@ -30,7 +31,10 @@ async def upload(request: web.Request) -> web.Response:
     settings, store = request.app[SETTINGS], request.app[STORE]
     knowledge = request.app[KNOWLEDGE].required()  # before a byte is read: nothing to index it with
     root = uploads_dir(request)
-    session, staged, staging = await receive(request, root / ".staging", settings.upload_max_mb * 1024 * 1024)
+    uuid_str, staged, staging = await receive(
+        request, root / ".staging", settings.upload_max_mb * 1024 * 1024
+    )
+    session = tenant_space(request, uuid_str)
     replies: list[dict[str, object]] = []
     try:
         existing = {r.name: r for r in await store.files.list(session)}
@@ -58,7 +62,7 @@ async def upload(request: web.Request) -> web.Response:
             replies.append({**_public(record), "replaced": same is not None})
     finally:
         await remove_tree(staging)
-    return envelope(request, {"status": "ok", "uuid_str": session, "files": replies})
+    return envelope(request, {"status": "ok", "uuid_str": uuid_str, "files": replies})
 
 
 def _ref(request: web.Request) -> FileRef:
@@ -70,7 +74,7 @@ def _ref(request: web.Request) -> FileRef:
 
 async def list_files(request: web.Request) -> web.Response:
     ref = _ref(request)
-    records = await request.app[STORE].files.list(ref.uuid_str)
+    records = await request.app[STORE].files.list(tenant_space(request, ref.uuid_str))
     return envelope(request, {"uuid_str": ref.uuid_str, "files": [_public(r) for r in records]})
 
 
@@ -78,13 +82,13 @@ async def delete_file(request: web.Request) -> web.Response:
     ref = _ref(request)
     if not ref.name:
         raise ApiError(400, "name the file to delete", param="name", code="missing_name")
-    store = request.app[STORE]
+    store, space = request.app[STORE], tenant_space(request, ref.uuid_str)
     try:
-        record = await store.files.get(ref.uuid_str, ref.name)
+        record = await store.files.get(space, ref.name)
     except NotFound:
         raise ApiError(404, f"file {ref.name!r} not found", param="name", code="file_not_found") from None
-    await store.files.delete(ref.uuid_str, ref.name)
-    await request.app[KNOWLEDGE].required().forget_file(ref.uuid_str, ref.name)
+    await store.files.delete(space, ref.name)
+    await request.app[KNOWLEDGE].required().forget_file(space, ref.name)
     await asyncio.to_thread(Path(record.path).unlink, missing_ok=True)
     return envelope(request, {"deleted": ref.name})
 

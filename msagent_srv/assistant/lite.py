@@ -71,7 +71,7 @@ class LiteAgentService:
         self.metrics = chat.metrics
 
     # -- setup ------------------------------------------------------------------------------------------
-    def backend(self, request: LiteAgentRequest, bearer: str | None) -> Backend:
+    def backend(self, request: LiteAgentRequest, upstream_key: str | None) -> Backend:
         llm = request.llm_config
         server = llm.model_server or self.router.routes.get(llm.model) or self.settings.model_server
         timeout = self.settings.upstream_timeout
@@ -104,7 +104,7 @@ class LiteAgentService:
                 param="llm_config.model_server",
                 code="unknown_model_server",
             )
-        if backend.needs_key and not (llm.api_key or getattr(backend, "api_key", None) or bearer):
+        if backend.needs_key and not (llm.api_key or getattr(backend, "api_key", None) or upstream_key):
             raise ApiError(
                 400,
                 f"llm_config.api_key is required for {server}",
@@ -114,7 +114,7 @@ class LiteAgentService:
         return backend
 
     async def tools(
-        self, request: LiteAgentRequest, proxies: list[AsyncToolServiceProxy]
+        self, request: LiteAgentRequest, proxies: list[AsyncToolServiceProxy], manager_key: str | None = None
     ) -> tuple[list[ToolDefinition], dict[str, Executor]]:
         """Definitions for the model and executors for the tools this server runs; remote proxies are
         added to `proxies` for the caller to close."""
@@ -126,7 +126,7 @@ class LiteAgentService:
                 continue
             cfg = request.agent_config.tool_cfg.get(entry, {})
             if request.use_tool_api:
-                proxy = await self._remote(entry, cfg, request.tenant_id)
+                proxy = await self._remote(entry, cfg, request.tenant_id, manager_key)
                 proxies.append(proxy)
                 executors[entry] = self._remote_executor(proxy)
                 info = (proxy.name, proxy.description, proxy.parameters)
@@ -158,13 +158,17 @@ class LiteAgentService:
             )
         return definitions, executors
 
-    async def _remote(self, name: str, cfg: dict[str, Any], tenant: str) -> AsyncToolServiceProxy:
+    async def _remote(
+        self, name: str, cfg: dict[str, Any], tenant: str, key: str | None
+    ) -> AsyncToolServiceProxy:
+        configured = self.settings.manager_api_key
         try:
             return await AsyncToolServiceProxy.create(
                 name,
                 cfg,
                 tenant,
                 self.settings.tool_manager_url,
+                token=key or (configured.get_secret_value() if configured else None),
                 start_timeout=self.settings.node_start_timeout + 10,
             )
         except ToolServiceError as exc:
@@ -225,11 +229,15 @@ class LiteAgentService:
         return header + "\n\n".join(lines), citations
 
     # -- the loop ---------------------------------------------------------------------------------------
-    async def run(self, request: LiteAgentRequest, bearer: str | None) -> AsyncIterator[Event]:
+    async def run(
+        self, request: LiteAgentRequest, upstream_key: str | None, manager_key: str | None = None
+    ) -> AsyncIterator[Event]:
+        """`manager_key`: the caller's own key, used for tools run through the manager (else the
+        configured TOOL_MANAGER_API_KEY)."""
         proxies: list[AsyncToolServiceProxy] = []
         try:
-            backend = self.backend(request, bearer)
-            definitions, executors = await self.tools(request, proxies)
+            backend = self.backend(request, upstream_key)
+            definitions, executors = await self.tools(request, proxies, manager_key)
             block, citations = await self.knowledge_block(request)
             config = request.agent_config
             system = "\n\n".join(p for p in (
@@ -252,7 +260,7 @@ class LiteAgentService:
                     "model": request.llm_config.model, "messages": [m.model_dump(exclude_none=True) for m in messages],
                     **({"tools": [d.model_dump() for d in definitions]} if definitions else {}), **generate,
                 })  # fmt: skip
-                plan = self.chat.plan(chat, request.llm_config.api_key or bearer, backend)
+                plan = self.chat.plan(chat, request.llm_config.api_key or upstream_key, backend)
                 text, calls = "", ToolCallAssembler()
                 async for batch in self.chat.stream(plan):
                     for chunk in batch:

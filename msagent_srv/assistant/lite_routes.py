@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from pydantic_core import to_json
 
+from ..web.auth import checked_key, scope, tenant_space
 from ..web.bodies import read_model
 from ..web.envelopes import envelope
 from ..web.errors import ApiError
@@ -14,7 +15,7 @@ from .backends.base import UpstreamError
 from .keys import LITE
 from .lite import Event
 from .protocol import LiteAgentRequest
-from .routes import bearer_key
+from .routes import upstream_key
 
 
 def _text(event: Event) -> str:
@@ -37,8 +38,11 @@ def _sse(event: Event) -> bytes:
 
 
 async def assistants_lite(request: web.Request) -> web.StreamResponse:
-    body = await read_model(request, LiteAgentRequest)
-    events = request.app[LITE].run(body, bearer_key(request))
+    body = scope(request, await read_model(request, LiteAgentRequest))
+    space = tenant_space(request, body.uuid_str)  # files and history of the caller's tenant only
+    events = request.app[LITE].run(
+        body.model_copy(update={"uuid_str": space}), upstream_key(request), checked_key(request)
+    )
     try:
         first = await anext(events)  # setup errors (keys, tools, upstream refusals) keep their status
         if not body.stream:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from pydantic_core import to_json
 
+from ..web.auth import bearer_token, keys_checked
 from ..web.bodies import read_model
 from ..web.errors import ApiError
 from .backends.base import UpstreamError
@@ -19,23 +20,34 @@ from .protocol import ChatCompletionChunk, ChatCompletionRequest, ModelCard, Mod
 log = logging.getLogger("msagent_srv.assistant")
 
 
-def bearer_key(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+UPSTREAM_KEY_HEADER = "X-Upstream-Api-Key"
+
+
+def upstream_key(request: web.Request) -> str | None:
+    """The model key a client brings for the upstream: X-Upstream-Api-Key, or the Bearer token as OpenAI
+    clients send it, unless this server checks keys of its own (then the Bearer token is ours)."""
+    key = request.headers.get(UPSTREAM_KEY_HEADER, "").strip()
+    if key or keys_checked(request):
+        return key or None
+    return bearer_token(request)
+
+
+def missing_key_hint(request: web.Request) -> str:
+    return f"send {UPSTREAM_KEY_HEADER}: KEY" if keys_checked(request) else "send Authorization: Bearer KEY"
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_model(request, ChatCompletionRequest)
     service = request.app[CHAT]
+    key = upstream_key(request)
     try:
-        plan = service.plan(body, bearer_key(request))
+        plan = service.plan(body, key)
     except UnknownBackend as exc:
         raise ApiError(400, str(exc), param="model", code="model_not_found") from None
-    if plan.backend.needs_key and not (bearer_key(request) or getattr(plan.backend, "api_key", None)):
+    if plan.backend.needs_key and not (key or getattr(plan.backend, "api_key", None)):
         raise ApiError(
             401,
-            f"no API key for backend {plan.backend.name}: send Authorization: Bearer KEY",
+            f"no API key for backend {plan.backend.name}: {missing_key_hint(request)}",
             code="missing_api_key",
         )
     try:

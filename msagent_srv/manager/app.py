@@ -13,16 +13,17 @@ from aiohttp import web
 from ..settings import Settings
 from ..store import Store
 from ..store.api_keys import ApiKeys
+from ..web.auth import API_KEYS, KeyChecker, auth_middleware, auth_required
 from ..web.envelopes import render_legacy
 from ..web.middleware import error_middleware
 from . import openapi, routes
-from .auth import auth_middleware, auth_required
-from .keys import API_KEYS, METRICS, NODES, SETTINGS
+from .keys import METRICS, NODES, SETTINGS
 from .metrics import ManagerMetrics
 from .nodes import NodeManager
 from .runtime import Runtime, create_runtime
 
 log = logging.getLogger("msagent_srv.manager")
+OPEN_PATHS = frozenset({"/health", "/docs", "/openapi.json"})  # liveness and the API's description
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
@@ -30,9 +31,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
     metrics = ManagerMetrics()
     middlewares = [error_middleware(lambda _r: render_legacy, metrics.observe_request)]
     if auth_required(settings.auth, settings.host):
-        middlewares.append(
-            auth_middleware(settings.admin_key.get_secret_value() if settings.admin_key else None)
-        )
+        checker = KeyChecker(settings.admin_key_value(), settings.key_cache_seconds)
+        middlewares.append(auth_middleware(checker, OPEN_PATHS, "manager"))
     app = web.Application(middlewares=middlewares, client_max_size=4 << 20)
     app[SETTINGS] = settings
     app[METRICS] = metrics

@@ -5,11 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..settings import Settings
-from ..store.api_keys import ApiKeys
 from .metrics import ManagerMetrics
 from .nodes import NodeManager
 
 SETTINGS = web.AppKey("settings", Settings)
 NODES = web.AppKey("nodes", NodeManager)
 METRICS = web.AppKey("metrics", ManagerMetrics)
-API_KEYS = web.AppKey("api_keys", ApiKeys)

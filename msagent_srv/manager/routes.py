@@ -10,10 +10,10 @@ from aiohttp import web
 
 from ..node.schemas import NODE_TOKEN_HEADER
 from ..store import ToolInstance
+from ..web.auth import scope
 from ..web.bodies import read_model, validation_error
 from ..web.envelopes import envelope
 from ..web.errors import ApiError
-from .auth import scope
 from .keys import METRICS, NODES
 from .schemas import (
     CreateToolRequest,
