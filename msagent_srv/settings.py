@@ -57,6 +57,7 @@ ENVIRONMENT: dict[str, str] = {
     "local_n_ctx": "MSAGENT_LOCAL_N_CTX",
     "tool_manager_url": "TOOL_MANAGER_SERVICE_URL",
     "manager_api_key": "TOOL_MANAGER_API_KEY",
+    "allow_private_urls": "MSAGENT_ALLOW_PRIVATE_URLS",
     "knowledge": "MSAGENT_KNOWLEDGE",
     "agent_max_turns": "MSAGENT_AGENT_MAX_TURNS",
     "upload_max_mb": "MSAGENT_UPLOAD_MAX_MB",
@@ -153,6 +154,9 @@ class Settings(BaseModel):
 
     # assistant: agents, uploads, knowledge
     tool_manager_url: str = Field("http://localhost:31511", description="manager for use_tool_api")
+    allow_private_urls: bool = Field(
+        False, description="let callers' URLs (agent api_base, tool base_url) reach private or loopback hosts"
+    )
     manager_api_key: SecretStr | None = Field(
         None, description="key the assistant sends the manager when its caller brought none of ours"
     )

@@ -63,6 +63,8 @@ def create_app(settings: Settings) -> web.Application:
             timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout, sock_connect=10),
         )
         http = Http1Client(connect_timeout=10)
+        # upstreams that callers name themselves (an agent's api_base) must be public hosts
+        caller_http = Http1Client(connect_timeout=10, public_only=not settings.allow_private_urls)
         try:
             router = BackendRouter(settings, session, http)
         except ValueError as exc:
@@ -83,7 +85,7 @@ def create_app(settings: Settings) -> web.Application:
             await store.close()
             raise StartupError(str(exc)) from None
         app[KNOWLEDGE] = Knowledge(knowledge, knowledge_off_reason(settings))
-        app[LITE] = LiteAgentService(settings, app[CHAT], router, session, http, store, knowledge)
+        app[LITE] = LiteAgentService(settings, app[CHAT], router, session, caller_http, store, knowledge)
         yield
         await app[TASKS].close()
         if knowledge is not None:
@@ -91,6 +93,7 @@ def create_app(settings: Settings) -> web.Application:
         await router.close()
         await session.close()
         await http.close()
+        await caller_http.close()
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)

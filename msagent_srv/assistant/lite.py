@@ -12,11 +12,13 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from ..client.errors import ToolServiceError
 from ..client.tool_proxy import AsyncToolServiceProxy
+from ..netguard import ensure_public_url
 from ..settings import Settings
 from ..store import ChatMessage as StoredMessage
 from ..store import Store
@@ -54,6 +56,10 @@ def _as_text(result: Any) -> str:
     return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
 
 
+def _bad_api_base(message: str) -> ApiError:
+    return ApiError(400, message, param="llm_config.api_base", code="invalid_api_base")
+
+
 class LiteAgentService:
     def __init__(
         self,
@@ -71,30 +77,19 @@ class LiteAgentService:
         self.metrics = chat.metrics
 
     # -- setup ------------------------------------------------------------------------------------------
-    def backend(self, request: LiteAgentRequest, upstream_key: str | None) -> Backend:
+    async def backend(self, request: LiteAgentRequest, upstream_key: str | None) -> Backend:
         llm = request.llm_config
         server = llm.model_server or self.router.routes.get(llm.model) or self.settings.model_server
         timeout = self.settings.upstream_timeout
         if llm.api_base:
+            await self._check_api_base(llm.api_base)
             if server == "dashscope":
                 backend: Backend = DashScopeBackend(self.session, llm.api_base, llm.api_key, timeout)
             else:
-                try:
-                    backend = OpenAICompatibleBackend(
-                        self.http,
-                        llm.api_base,
-                        llm.api_key,
-                        name=server,
-                        timeout=timeout,
-                        needs_key=server != "ollama",
-                    )
-                except ValueError:
-                    raise ApiError(
-                        400,
-                        "llm_config.api_base must be an http(s) URL",
-                        param="llm_config.api_base",
-                        code="invalid_api_base",
-                    ) from None
+                backend = OpenAICompatibleBackend(
+                    self.http, llm.api_base, llm.api_key, name=server, timeout=timeout,
+                    needs_key=server != "ollama",
+                )  # fmt: skip
         elif server in self.router.backends:
             backend = self.router.backends[server]
         else:
@@ -112,6 +107,22 @@ class LiteAgentService:
                 code="missing_api_key",
             )
         return backend
+
+    async def _check_api_base(self, url: str) -> None:
+        """A caller's api_base must be an http(s) URL of a public host (unless the operator allows others)."""
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise _bad_api_base("llm_config.api_base must be an http(s) URL")
+        if self.settings.allow_private_urls:
+            return
+        try:
+            await ensure_public_url(url)
+        except OSError as exc:  # PrivateAddressRefused, or a name that does not resolve
+            raise _bad_api_base(f"llm_config.api_base refused: {exc}") from None
 
     async def tools(
         self, request: LiteAgentRequest, proxies: list[AsyncToolServiceProxy], manager_key: str | None = None
@@ -236,7 +247,7 @@ class LiteAgentService:
         configured TOOL_MANAGER_API_KEY)."""
         proxies: list[AsyncToolServiceProxy] = []
         try:
-            backend = self.backend(request, upstream_key)
+            backend = await self.backend(request, upstream_key)
             definitions, executors = await self.tools(request, proxies, manager_key)
             block, citations = await self.knowledge_block(request)
             config = request.agent_config

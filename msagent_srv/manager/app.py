@@ -60,6 +60,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
             call_timeout=settings.node_call_timeout,
             idle_timeout=settings.node_idle_timeout,
             namespace=settings.namespace,
+            allow_private_urls=settings.allow_private_urls,
         )
         app[NODES] = nodes
         app[API_KEYS] = ApiKeys(store.redis)

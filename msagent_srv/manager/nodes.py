@@ -43,8 +43,9 @@ class NodeManager:
         call_timeout: float = 60.0,
         idle_timeout: float = 0.0,
         namespace: str = "default",
+        allow_private_urls: bool = False,
     ) -> None:
-        self.namespace = namespace
+        self.namespace, self.allow_private_urls = namespace, allow_private_urls
         self.store, self.runtime, self.session = store, runtime, session
         self.default_image, self.connect_host = default_image, connect_host
         self.start_timeout, self.call_timeout, self.idle_timeout = start_timeout, call_timeout, idle_timeout
@@ -75,8 +76,9 @@ class NodeManager:
             await self._mark_failed(tenant_id, tool_name, f"no port: {exc}")
             raise
         spec = NodeSpec(
-            tool_name, tenant_id, image, port, record.node_token, tool_cfg, self.call_timeout, self.namespace
-        )
+            tool_name, tenant_id, image, port, record.node_token, tool_cfg, self.call_timeout, self.namespace,
+            self.allow_private_urls,
+        )  # fmt: skip
         self._spawn_launch(spec)
         return record
 
@@ -279,6 +281,7 @@ class NodeManager:
                     node.port,
                     record.node_token,
                     namespace=self.namespace,
+                    allow_private_urls=self.allow_private_urls,
                 )
                 self._spawn_launch(spec, node.node_id)
         for node in nodes.values():  # labelled ours, but no record claims it

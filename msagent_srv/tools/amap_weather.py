@@ -7,13 +7,15 @@ from typing import Any
 
 import aiohttp
 
+from ..netguard import PublicOnlyResolver, ensure_public_url, private_allowed
 from .base import Tool, ToolError
 
 DEFAULT_BASE_URL = "https://restapi.amap.com"
 
 
 class AmapWeather(Tool):
-    """tool_cfg: `token` (else env AMAP_TOKEN), `base_url` (else env AMAP_BASE_URL), `timeout` (s)."""
+    """tool_cfg: `token` (else env AMAP_TOKEN), `base_url` (else env AMAP_BASE_URL), `timeout` (s).
+    The base URL must name a public host unless MSAGENT_ALLOW_PRIVATE_URLS=true: tool_cfg comes from callers."""
 
     name = "amap_weather"
     description = "获取对应城市的天气数据 (current weather of a Chinese city, by name or adcode)"
@@ -36,7 +38,14 @@ class AmapWeather(Tool):
             "/"
         )
         timeout = aiohttp.ClientTimeout(total=float(self.cfg.get("timeout", 10)))
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        connector = None
+        if not private_allowed():
+            try:
+                await ensure_public_url(base)
+            except OSError as exc:
+                raise ToolError(f"AMap base URL refused: {exc}") from None
+            connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver())
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             adcode = location if location.isdigit() else await self._adcode(session, base, token, location)
             data = await self._get(session, f"{base}/v3/weather/weatherInfo", {"city": adcode, "key": token})
         lives = data.get("lives") or []
@@ -61,6 +70,8 @@ class AmapWeather(Tool):
                 if response.status != 200:
                     raise ToolError(f"AMap answered HTTP {response.status}")
                 data = await response.json(content_type=None)
+        except aiohttp.ClientConnectorError as exc:
+            raise ToolError(f"AMap unreachable: {exc.os_error}") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ToolError(f"AMap unreachable: {exc.__class__.__name__}") from None
         if str(data.get("status")) != "1":

@@ -14,6 +14,8 @@ import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
+from ...netguard import public_addresses
+
 _MAX_HEAD = 64 << 10  # bytes of status line + headers we accept
 _MAX_BUFFER = 1 << 20  # pause reading from the socket beyond this much unread data
 
@@ -229,9 +231,17 @@ class Http1Pool:
     """Keep-alive connections to one origin (scheme, host, port)."""
 
     def __init__(
-        self, tls: bool, host: str, port: int, *, limit: int, connect_timeout: float, keepalive: float
+        self,
+        tls: bool,
+        host: str,
+        port: int,
+        *,
+        limit: int,
+        connect_timeout: float,
+        keepalive: float,
+        public_only: bool = False,
     ) -> None:
-        self.tls, self.host, self.port = tls, host, port
+        self.tls, self.host, self.port, self.public_only = tls, host, port, public_only
         host_header = f"[{host}]" if ":" in host else host
         self.host_header = host_header if port == (443 if tls else 80) else f"{host_header}:{port}"
         self.connect_timeout, self.keepalive = connect_timeout, keepalive
@@ -296,7 +306,7 @@ class Http1Pool:
             _, connection = await asyncio.wait_for(
                 loop.create_connection(
                     lambda: _Connection(loop),
-                    self.host,
+                    await self._address(),
                     self.port,
                     ssl=self._ssl,
                     server_hostname=self.host if self.tls else None,
@@ -308,6 +318,13 @@ class Http1Pool:
         except OSError as exc:
             raise HttpError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
         return connection, False
+
+    async def _address(self) -> str:
+        """The host to connect to: for public-only pools, an address checked to be public (pinned, so a
+        second lookup cannot answer differently)."""
+        if not self.public_only:
+            return self.host
+        return (await public_addresses(self.host, self.port))[0][1]
 
     async def _read_head(self, connection: _Connection, deadline: float) -> Http1Response:
         while True:
@@ -354,7 +371,10 @@ class Http1Client:
         connect_timeout: float = 10.0,
         keepalive: float = 30.0,
         max_origins: int = 64,
+        public_only: bool = False,
     ) -> None:
+        """`public_only`: connect only to public addresses (for upstreams a caller named)."""
+        self.public_only = public_only
         self.limit, self.connect_timeout, self.keepalive = limit_per_origin, connect_timeout, keepalive
         self.max_origins = max_origins  # agents may name their own api_base: keep the pool count bounded
         self._pools: dict[tuple[bool, str, int], Http1Pool] = {}
@@ -369,7 +389,11 @@ class Http1Client:
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = Http1Pool(
-                *key, limit=self.limit, connect_timeout=self.connect_timeout, keepalive=self.keepalive
+                *key,
+                limit=self.limit,
+                connect_timeout=self.connect_timeout,
+                keepalive=self.keepalive,
+                public_only=self.public_only,
             )
             if len(self._pools) > self.max_origins:
                 self._pools.pop(next(iter(self._pools))).close()

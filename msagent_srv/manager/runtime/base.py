@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ...netguard import ALLOW_ENV
+
 LABEL_MANAGED = "io.msagent.managed"
 LABEL_TOOL = "io.msagent.tool"
 LABEL_TENANT = "io.msagent.tenant"
@@ -32,6 +34,7 @@ class NodeSpec:
     call_timeout: float = 60.0
     # Managers that share an engine but not a Redis keep apart by namespace.
     namespace: str = "default"
+    allow_private_urls: bool = False  # the operator's MSAGENT_ALLOW_PRIVATE_URLS, for the tool
 
     @property
     def labels(self) -> dict[str, str]:
@@ -63,6 +66,7 @@ class NodeSpec:
             "MSAGENT_NODE_HOST": host,
             "MSAGENT_NODE_PORT": str(port or self.port),
             "MSAGENT_NODE_CALL_TIMEOUT": str(self.call_timeout),
+            **({ALLOW_ENV: "true"} if self.allow_private_urls else {}),
         }
 
 
