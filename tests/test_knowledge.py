@@ -174,6 +174,13 @@ def test_bad_uploads_are_refused_and_lose_nothing(assistant_factory, tmp_path: P
     assert no_session.status_code == 400 and no_session.json()["error"]["param"] == "uuid_str"
     bad_session = upload(service, "../x", {"a.txt": b"x"})
     assert bad_session.status_code == 400
+    malformed = requests.post(  # a part header with a control character: not multipart at all
+        service.url + "/v1/files",
+        data=b'--b\r\nContent-Disposition: form-data; name="\x1b"\r\n\r\nv\r\n--b--\r\n',
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+        timeout=30,
+    )
+    assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "invalid_multipart"
     files = listing(service, "safe")
     assert list(files) == ["router.txt"] and files["router.txt"]["status"] == "indexed"
     uploads = Path(service.env["MSAGENT_DATA_DIR"]) / "uploads"

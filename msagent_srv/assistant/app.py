@@ -16,7 +16,7 @@ from ..store.keyword_index import KeywordIndex
 from ..web.auth import API_KEYS, KeyChecker, auth_middleware, auth_required
 from ..web.envelopes import render_legacy, render_openai
 from ..web.middleware import Renderer, error_middleware
-from . import files_routes, lite_routes, routes
+from . import files_routes, lite_routes, openapi, routes
 from .backends.http1 import Http1Client
 from .backends.router import BackendRouter
 from .chat import ChatService
@@ -28,7 +28,7 @@ from .lite import LiteAgentService
 from .metrics import AssistantMetrics
 from .tasks import BackgroundTasks
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/docs", "/openapi.json"})  # liveness and the API's description
 
 
 def _renderer(request: web.Request) -> Renderer:
@@ -102,6 +102,7 @@ def create_app(settings: Settings) -> web.Application:
     routes.add_routes(app)
     files_routes.add_routes(app)
     lite_routes.add_routes(app)
+    openapi.add_routes(app)
     return app
 
 

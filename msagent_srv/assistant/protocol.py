@@ -222,6 +222,19 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """OpenAI's error envelope, the body of every 4xx/5xx under /v1."""
+
+    error: ErrorDetail
+
+
 # -- /v1/assistants/lite ----------------------------------------------------------------------------------
 SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
@@ -234,10 +247,14 @@ class AgentConfig(Lenient):
     tool_cfg: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+# keys travel in an HTTP header: printable ASCII without spaces
+ApiKey = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,512}$")]
+
+
 class LLMConfig(Lenient):
     model: str = ""
     model_server: Literal["dashscope", "openai", "ollama", "local"] | None = None
-    api_key: str | None = None
+    api_key: ApiKey | None = None
     api_base: str | None = None
     generate_config: dict[str, Any] = Field(default_factory=dict)
 

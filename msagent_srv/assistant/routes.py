@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -21,15 +22,18 @@ log = logging.getLogger("msagent_srv.assistant")
 
 
 UPSTREAM_KEY_HEADER = "X-Upstream-Api-Key"
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,512}")
 
 
 def upstream_key(request: web.Request) -> str | None:
     """The model key a client brings for the upstream: X-Upstream-Api-Key, or the Bearer token as OpenAI
     clients send it, unless this server checks keys of its own (then the Bearer token is ours)."""
     key = request.headers.get(UPSTREAM_KEY_HEADER, "").strip()
-    if key or keys_checked(request):
-        return key or None
-    return bearer_token(request)
+    if not key and not keys_checked(request):
+        key = bearer_token(request) or ""
+    if key and not _HEADER_SAFE.fullmatch(key):
+        raise ApiError(400, "the model key must be printable ASCII", code="invalid_api_key")
+    return key or None
 
 
 def missing_key_hint(request: web.Request) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import aiofiles
 import aiofiles.os
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..ids import random_hex
 from ..web.errors import ApiError
@@ -103,26 +104,13 @@ async def receive(request: web.Request, staging_root: Path, limit: int) -> tuple
     directory = staging_root / random_hex(12)
     await aiofiles.os.makedirs(directory, exist_ok=True)
     try:
-        reader = await request.multipart()
-        session: str | None = None
-        staged: list[StagedFile] = []
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                continue
-            if part.name == "uuid_str":
-                session = (await part.text()).strip()
-            elif part.name in ("files", "file"):
-                name = check_file_name(part.filename)
-                if any(s.name == name for s in staged):
-                    raise ApiError(
-                        400,
-                        f"file {name!r} appears twice in one upload",
-                        param="files",
-                        code="duplicate_name",
-                    )
-                staged.append(await _stage(part, name, directory, limit))
-            else:
-                await part.release()
+        try:
+            session, staged = await _read_parts(request, directory, limit)
+        except (HttpProcessingError, ValueError, UnicodeDecodeError) as exc:
+            # a body that is not well-formed multipart (bad boundary, headers or encoding)
+            raise ApiError(
+                400, f"malformed multipart body: {exc.__class__.__name__}", code="invalid_multipart"
+            ) from None
         session = check_session(session)
         if not staged:
             raise ApiError(
@@ -132,6 +120,29 @@ async def receive(request: web.Request, staging_root: Path, limit: int) -> tuple
         await remove_tree(directory)
         raise
     return session, staged, directory
+
+
+async def _read_parts(
+    request: web.Request, directory: Path, limit: int
+) -> tuple[str | None, list[StagedFile]]:
+    reader = await request.multipart()
+    session: str | None = None
+    staged: list[StagedFile] = []
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "uuid_str":
+            session = (await part.text()).strip()
+        elif part.name in ("files", "file"):
+            name = check_file_name(part.filename)
+            if any(s.name == name for s in staged):
+                raise ApiError(
+                    400, f"file {name!r} appears twice in one upload", param="files", code="duplicate_name"
+                )
+            staged.append(await _stage(part, name, directory, limit))
+        else:
+            await part.release()
+    return session, staged
 
 
 async def remove_tree(directory: Path) -> None:
