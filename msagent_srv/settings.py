@@ -61,6 +61,7 @@ ENVIRONMENT: dict[str, str] = {
     "knowledge": "MSAGENT_KNOWLEDGE",
     "agent_max_turns": "MSAGENT_AGENT_MAX_TURNS",
     "upload_max_mb": "MSAGENT_UPLOAD_MAX_MB",
+    "upload_max_files": "MSAGENT_UPLOAD_MAX_FILES",
     "qdrant_url": "QDRANT_URL",
     "qdrant_api_key": "QDRANT_API_KEY",
     "embedding_backend": "MSAGENT_EMBEDDING_BACKEND",
@@ -162,7 +163,8 @@ class Settings(BaseModel):
     )
     knowledge: bool = Field(True, description="file upload and retrieval (needs the [knowledge] extra)")
     agent_max_turns: int = Field(5, ge=1, le=50)
-    upload_max_mb: int = Field(50, ge=1)
+    upload_max_mb: int = Field(50, ge=1, description="largest file accepted")
+    upload_max_files: int = Field(20, ge=1, description="most files in one upload request")
     qdrant_url: str | None = Field(
         None, description="a Qdrant server; unset = embedded local mode in data_dir"
     )

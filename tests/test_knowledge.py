@@ -181,6 +181,8 @@ def test_bad_uploads_are_refused_and_lose_nothing(assistant_factory, tmp_path: P
         timeout=30,
     )
     assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "invalid_multipart"
+    many = upload(service, "safe", {f"n{i}.txt": b"x" for i in range(21)})  # MSAGENT_UPLOAD_MAX_FILES=20
+    assert many.status_code == 400 and many.json()["error"]["code"] == "too_many_files"
     files = listing(service, "safe")
     assert list(files) == ["router.txt"] and files["router.txt"]["status"] == "indexed"
     uploads = Path(service.env["MSAGENT_DATA_DIR"]) / "uploads"

@@ -231,3 +231,34 @@ def test_up_builds_a_missing_node_image_and_runs_nodes_in_docker(
                 await docker.images.delete(tag, force=True)
 
         asyncio.run(drop())
+
+
+def declare_huge_body(url: str, path: str, content_type: str) -> tuple[int, dict]:
+    """Send only the head of a request that announces 10 GB, and read the answer: a service that refuses
+    early answers without waiting for a body that never comes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {10 * 1024**3}\r\n\r\n".encode()
+        )
+        conn.settimeout(10)
+        raw = b""
+        while b"\r\n\r\n" not in raw or not raw.rstrip().endswith(b"}"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_oversized_bodies_are_refused_before_they_are_read(assistant_factory, manager_factory) -> None:
+    assistant = assistant_factory(MSAGENT_KNOWLEDGE="true")
+    manager = manager_factory(MSAGENT_RUNTIME="process")
+    status, body = declare_huge_body(assistant.url, "/v1/chat/completions", "application/json")
+    assert status == 413 and body["error"]["code"] == "body_too_large"
+    status, body = declare_huge_body(assistant.url, "/v1/files", "multipart/form-data; boundary=b")
+    assert status == 413 and body["error"]["code"] == "body_too_large"
+    status, body = declare_huge_body(manager.url, "/create_tool_service", "application/json")
+    assert status == 413 and "limit" in body["message"]

@@ -32,7 +32,7 @@ async def upload(request: web.Request) -> web.Response:
     knowledge = request.app[KNOWLEDGE].required()  # before a byte is read: nothing to index it with
     root = uploads_dir(request)
     uuid_str, staged, staging = await receive(
-        request, root / ".staging", settings.upload_max_mb * 1024 * 1024
+        request, root / ".staging", settings.upload_max_mb * 1024 * 1024, settings.upload_max_files
     )
     session = tenant_space(request, uuid_str)
     replies: list[dict[str, object]] = []

@@ -96,16 +96,25 @@ async def _stage(part: BodyPartReader, name: str, directory: Path, limit: int) -
     return StagedFile(name, path, size, digest.hexdigest(), part.headers.get("Content-Type", ""))
 
 
-async def receive(request: web.Request, staging_root: Path, limit: int) -> tuple[str, list[StagedFile], Path]:
+async def receive(
+    request: web.Request, staging_root: Path, limit: int, max_files: int
+) -> tuple[str, list[StagedFile], Path]:
     """The session id and the files of a multipart upload, staged under `staging_root`. On any error the
     staging directory is removed before the error propagates."""
     if not request.content_type.startswith("multipart/"):
         raise ApiError(400, "send the files as multipart/form-data", code="invalid_content_type")
+    most = max_files * limit + (1 << 20)  # every file at the limit, plus room for the form's framing
+    if request.content_length is not None and request.content_length > most:
+        raise ApiError(  # before a byte is read
+            413,
+            f"upload of {request.content_length} bytes is over the {most}-byte limit",
+            code="body_too_large",
+        )
     directory = staging_root / random_hex(12)
     await aiofiles.os.makedirs(directory, exist_ok=True)
     try:
         try:
-            session, staged = await _read_parts(request, directory, limit)
+            session, staged = await _read_parts(request, directory, limit, max_files)
         except (HttpProcessingError, ValueError, UnicodeDecodeError) as exc:
             # a body that is not well-formed multipart (bad boundary, headers or encoding)
             raise ApiError(
@@ -122,8 +131,20 @@ async def receive(request: web.Request, staging_root: Path, limit: int) -> tuple
     return session, staged, directory
 
 
+async def _short_field(part: BodyPartReader, most: int = 1024) -> str:
+    """A small text field, read without ever holding more than `most` bytes of it."""
+    value = bytearray()
+    while chunk := await part.read_chunk(most):
+        value += chunk
+        if len(value) > most:
+            raise ApiError(
+                400, f"form field {part.name!r} is too long", param=part.name, code="invalid_value"
+            )
+    return value.decode("utf-8").strip()
+
+
 async def _read_parts(
-    request: web.Request, directory: Path, limit: int
+    request: web.Request, directory: Path, limit: int, max_files: int
 ) -> tuple[str | None, list[StagedFile]]:
     reader = await request.multipart()
     session: str | None = None
@@ -132,9 +153,13 @@ async def _read_parts(
         if not isinstance(part, BodyPartReader):
             continue
         if part.name == "uuid_str":
-            session = (await part.text()).strip()
+            session = await _short_field(part)
         elif part.name in ("files", "file"):
             name = check_file_name(part.filename)
+            if len(staged) == max_files:
+                raise ApiError(
+                    400, f"at most {max_files} files per upload", param="files", code="too_many_files"
+                )
             if any(s.name == name for s in staged):
                 raise ApiError(
                     400, f"file {name!r} appears twice in one upload", param="files", code="duplicate_name"

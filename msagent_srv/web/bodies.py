@@ -20,10 +20,20 @@ def validation_error(exc: ValidationError) -> ApiError:
     return ApiError(400, message, param=param, code="invalid_value")
 
 
-async def read_json(request: web.Request) -> Any:
+async def read_body(request: web.Request) -> bytes:
+    """The body, refused with a 413 before a byte is read when its declared length is over the limit."""
     if not request.can_read_body:
-        return {}
-    raw = await request.read()
+        return b""
+    length, limit = request.content_length, request.client_max_size
+    if length is not None and limit and length > limit:
+        raise ApiError(
+            413, f"request body of {length} bytes is over the {limit}-byte limit", code="body_too_large"
+        )
+    return await request.read()
+
+
+async def read_json(request: web.Request) -> Any:
+    raw = await read_body(request)
     if not raw.strip():
         return {}
     try:
@@ -35,7 +45,7 @@ async def read_json(request: web.Request) -> Any:
 async def read_model(request: web.Request, model: type[M], *, merge_query: bool = False) -> M:
     """The JSON body as `model`; with `merge_query`, query parameters fill fields the body leaves out."""
     if not merge_query:  # straight from the bytes: no intermediate dict
-        raw = await request.read() if request.can_read_body else b""
+        raw = await read_body(request)
         try:
             return model.model_validate_json(raw if raw.strip() else b"{}")
         except ValidationError as exc:
