@@ -37,6 +37,8 @@ class ScriptedUpstream:
         self.reject_tools: str | None = None
         self.native_calls: list[dict[str, Any]] = []
         self.omit_usage = False  # as some OpenAI-compatible servers do
+        self.break_after_chunks: int | None = None  # drop the connection mid-stream after this many
+        self.garbage = False  # answer 200 with a body that is not JSON
         self._epoch = 0  # bumped by reset(): requests admitted before it no longer consume the script
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -48,7 +50,7 @@ class ScriptedUpstream:
         self.script, self.requests, self.headers = script or [], [], []
         self.fail_status, self.delay, self.chunks, self.chunk_delay = None, 0.0, 10, 0.0
         self.disconnects, self.reject_tools, self.native_calls = 0, None, []
-        self.omit_usage = False
+        self.omit_usage, self.break_after_chunks, self.garbage = False, None, False
 
     @property
     def openai_url(self) -> str:
@@ -114,6 +116,8 @@ class ScriptedUpstream:
                 }
             }
             return web.json_response(error, status=self.fail_status)
+        if self.garbage:
+            return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
         if body.get("tools") and self.reject_tools:  # as vLLM without a tool parser answers
             error = {
                 "object": "error",
@@ -169,7 +173,11 @@ class ScriptedUpstream:
             }
         )
         try:
-            for piece in self._pieces(text) if text else []:
+            for sent, piece in enumerate(self._pieces(text) if text else []):
+                if sent == self.break_after_chunks:
+                    assert request.transport is not None
+                    request.transport.abort()  # a crashed model server: no last chunk, no [DONE]
+                    return response
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
                 await send(

@@ -42,7 +42,7 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     metrics = AssistantMetrics()
-    middlewares = [error_middleware(_renderer, metrics.observe_request)]
+    middlewares = [error_middleware(_renderer, metrics)]
     if auth_required(settings.auth, settings.host):
         checker = KeyChecker(settings.admin_key_value(), settings.key_cache_seconds)
         middlewares.append(auth_middleware(checker, OPEN_PATHS, "assistant server"))

@@ -29,7 +29,7 @@ OPEN_PATHS = frozenset({"/health", "/docs", "/openapi.json"})  # liveness and th
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
     """The manager. `runtime` overrides the configured one (tests pass a shared Docker runtime)."""
     metrics = ManagerMetrics()
-    middlewares = [error_middleware(lambda _r: render_legacy, metrics.observe_request)]
+    middlewares = [error_middleware(lambda _r: render_legacy, metrics)]
     if auth_required(settings.auth, settings.host):
         checker = KeyChecker(settings.admin_key_value(), settings.key_cache_seconds)
         middlewares.append(auth_middleware(checker, OPEN_PATHS, "manager"))

@@ -253,7 +253,7 @@ class NodeManager:
     async def reconcile(self) -> dict[str, int]:
         """Bring Redis and the runtime in line after a (re)start: adopt nodes that run, mark vanished ones
         exited, remove containers nobody owns. Returns counts for the log."""
-        counts = {"adopted": 0, "exited": 0, "orphans_removed": 0}
+        counts = {"adopted": 0, "exited": 0, "orphans_removed": 0, "ports_reclaimed": 0}
         nodes = {(n.tenant_id, n.tool_name): n for n in await self.runtime.nodes(self.namespace)}
         for record in await self.store.tools.all():
             key = (record.tenant_id, record.tool_name)
@@ -287,7 +287,20 @@ class NodeManager:
         for node in nodes.values():  # labelled ours, but no record claims it
             await self.runtime.stop(node.node_id)
             counts["orphans_removed"] += 1
+        counts["ports_reclaimed"] = await self._reclaim_ports()
         return counts
+
+    async def _reclaim_ports(self) -> int:
+        """Release ports whose owner no longer holds them: a manager that died between allocating a port and
+        recording it would otherwise leak the port for good."""
+        records = {port_owner(r.tenant_id, r.tool_name): r for r in await self.store.tools.all()}
+        reclaimed = 0
+        for port, owner in (await self.store.ports.owners()).items():
+            record = records.get(owner)
+            held = record is not None and record.status in LIVE and record.port in (None, port)
+            if not held:
+                reclaimed += await self.store.ports.release(port, owner)
+        return reclaimed
 
     async def sweep(self) -> None:
         """One liveness pass: notice dead nodes, remove idle ones."""

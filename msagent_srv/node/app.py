@@ -89,7 +89,7 @@ async def execute_tool(request: web.Request) -> web.Response:
 def create_app(tool: Tool, *, token: str = "", call_timeout: float = 60.0) -> web.Application:
     metrics = NodeMetrics()
     app = web.Application(
-        middlewares=[error_middleware(lambda _request: render_legacy, metrics.observe_request)],
+        middlewares=[error_middleware(lambda _request: render_legacy, metrics)],
         client_max_size=8 << 20,
     )
     app[METRICS] = metrics

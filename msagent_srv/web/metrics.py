@@ -6,7 +6,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -30,9 +37,22 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.in_progress = Gauge(
+            "msagent_http_requests_in_progress",
+            "HTTP requests being answered (streams until their last byte)",
+            ["service"],
+            registry=self.registry,
+        )
+        self._in_progress = self.in_progress.labels(service)
         # refreshers run before each scrape, to set gauges read from Redis and the like
         self.refreshers: list[Callable[[], Awaitable[None]]] = []
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}  # labels() is slow on a hot path
+
+    def request_started(self) -> None:
+        self._in_progress.inc()
+
+    def request_ended(self) -> None:
+        self._in_progress.dec()
 
     def observe_request(self, request: web.Request, status: int, seconds: float) -> None:
         resource = request.match_info.route.resource

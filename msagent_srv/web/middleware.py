@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -29,37 +30,59 @@ def _from_exception(exc: BaseException) -> ApiError | None:
     return None
 
 
+class RequestObserver(Protocol):
+    def request_started(self) -> None: ...
+
+    def request_ended(self) -> None: ...
+
+    def observe_request(self, request: web.Request, status: int, seconds: float) -> None: ...
+
+
 def error_middleware(
-    choose: Callable[[web.Request], Renderer],
-    observe: Callable[[web.Request, int, float], None] | None = None,
+    choose: Callable[[web.Request], Renderer], observer: RequestObserver | None = None
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Every error leaves as the envelope `choose(request)` renders; unexpected ones as a 500 without a
     traceback (logged here with one)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request["request_id"] = request.headers.get(REQUEST_ID_HEADER) or random_hex(16)
-        started = time.perf_counter()
-        try:
-            response = await handler(request)
-        except Exception as exc:
-            error = _from_exception(exc)
-            if error is None:
-                log.exception("unhandled error", extra={"request_id": request["request_id"]})
-                error = ApiError(500, "internal server error", code="internal_error")
-            response = choose(request)(request, error)
-        if not response.prepared:
-            response.headers[REQUEST_ID_HEADER] = request["request_id"]
-        if observe is not None:
-            observe(request, response.status, time.perf_counter() - started)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s %s %s",
-                request.method,
-                request.path,
-                response.status,
-                extra={"request_id": request["request_id"], "ms": (time.perf_counter() - started) * 1e3},
-            )
-        return response
+        if observer is None:
+            return await _answer(request, handler, choose, None)
+        observer.request_started()
+        try:  # in flight until the handler is done, however it ends (a cancelled stream too)
+            return await _answer(request, handler, choose, observer)
+        finally:
+            observer.request_ended()
 
     return middleware
+
+
+async def _answer(
+    request: web.Request,
+    handler: Handler,
+    choose: Callable[[web.Request], Renderer],
+    observer: RequestObserver | None,
+) -> web.StreamResponse:
+    request["request_id"] = request.headers.get(REQUEST_ID_HEADER) or random_hex(16)
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except Exception as exc:
+        error = _from_exception(exc)
+        if error is None:
+            log.exception("unhandled error", extra={"request_id": request["request_id"]})
+            error = ApiError(500, "internal server error", code="internal_error")
+        response = choose(request)(request, error)
+    if not response.prepared:
+        response.headers[REQUEST_ID_HEADER] = request["request_id"]
+    if observer is not None:
+        observer.observe_request(request, response.status, time.perf_counter() - started)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status,
+            extra={"request_id": request["request_id"], "ms": (time.perf_counter() - started) * 1e3},
+        )
+    return response

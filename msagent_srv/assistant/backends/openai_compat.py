@@ -81,6 +81,9 @@ class OpenAICompatibleBackend:
             self.path, to_json(self._payload(request, stream)), self._headers(request), self.timeout
         )
 
+    def _bad_reply(self, what: str) -> UpstreamError:
+        return UpstreamError(502, f"upstream {self.name} {what}", "upstream_bad_reply")
+
     async def generate(self, request: GenerationRequest) -> Generation:
         with transport_errors(self.name):
             async with self._post(request, False) as response:
@@ -92,9 +95,7 @@ class OpenAICompatibleBackend:
             choice = data["choices"][0]
             message = choice.get("message") or {}
         except (ValueError, KeyError, IndexError, TypeError):
-            raise UpstreamError(
-                502, f"upstream {self.name} sent a malformed reply", "upstream_bad_reply"
-            ) from None
+            raise self._bad_reply("sent a malformed reply") from None
         return Generation(
             text=message.get("content") or "",
             finish_reason=choice.get("finish_reason") or "stop",
@@ -107,12 +108,16 @@ class OpenAICompatibleBackend:
             async with self._post(request, True) as response:
                 if response.status != 200:
                     raise await self._error(response, request)
+                if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                    raise self._bad_reply("sent no event stream")
+                done = False
                 async for raw_line in response.iter_lines():
                     line = raw_line.strip()
                     if not line.startswith(b"data:"):
                         continue
                     data = line[5:].strip()
                     if data == b"[DONE]":
+                        done = True
                         break
                     try:
                         event = from_json(data)
@@ -125,6 +130,8 @@ class OpenAICompatibleBackend:
                         chunk.tool_calls = delta.get("tool_calls") or chunk.tool_calls
                         chunk.finish_reason = choice.get("finish_reason") or chunk.finish_reason
                     yield chunk
+                if not done:
+                    raise self._bad_reply("ended its stream without [DONE]")
 
     async def close(self) -> None:
         """The client belongs to the app."""
