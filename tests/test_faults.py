@@ -224,3 +224,45 @@ def test_clients_hanging_up_mid_stream_leave_nothing_running(
         reply.close()
     wait_for(lambda: in_progress(assistant) == 0, 4, what="the abandoned streams to end")
     wait_for(lambda: upstream.disconnects == 8, 4, what="every upstream stream to be closed")
+
+
+FORK_BOMB = """
+import os, time
+children = []
+try:
+    while len(children) < 1000:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(5)
+            os._exit(0)
+        children.append(pid)
+except OSError as exc:
+    print("refused after", len(children), "errno", exc.errno)
+for pid in children:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+"""
+DISK_FILLER = """
+try:
+    with open("/tmp/filler", "wb") as out:
+        for _ in range(200):
+            out.write(b"x" * (1 << 20))
+    print("wrote 200 MB")
+except OSError as exc:
+    print("refused errno", exc.errno)
+"""
+
+
+def test_a_tool_cannot_exhaust_pids_or_disk(manager: ServiceProcess) -> None:
+    post(manager, "/create_tool_service", tool_name="code_interpreter", tenant_id="greedy",
+         tool_cfg={"timeout": 30})  # fmt: skip
+    wait_running(manager, "code_interpreter", "greedy")
+    forks = execute(manager, "code_interpreter", "greedy", code=FORK_BOMB).json()["output"]["stdout"]
+    refused_after = int(forks.split()[2])
+    assert "errno 11" in forks and refused_after < 128  # EAGAIN at the container's pids limit
+    disk = execute(manager, "code_interpreter", "greedy", code=DISK_FILLER).json()["output"]["stdout"]
+    assert disk.strip() == "refused errno 28"  # ENOSPC: /tmp is a 64 MB tmpfs, the root is read-only
+    assert (
+        execute(manager, "code_interpreter", "greedy", code="print('still here')").json()["output"]["stdout"]
+        == "still here\n"
+    )
