@@ -9,6 +9,8 @@ USER 0:0
 COPY setup.cfg pyproject.toml README.md /src/
 COPY msagent_srv /src/msagent_srv
 RUN ["python3", "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--root-user-action=ignore", "/src"]
+# the assistant's data directory, owned by the user it runs as (a fresh named volume takes this ownership)
+RUN ["python3", "-c", "import os; os.makedirs('/data', exist_ok=True); os.chown('/data', 65534, 65534)"]
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 LANG=C.UTF-8
 WORKDIR /tmp
 USER 65534:65534

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from msagent_srv.node.image import build_from_host
 from msagent_srv.store import Store
 from msagent_srv.store.embedded import EmbeddedRedis
 
-from .helpers import ServiceProcess, free_port, manager_env
+from .helpers import BuiltImage, ServiceProcess, free_port, manager_env
 from .upstreams import ScriptedUpstream
 
 NODE_TEST_IMAGE = "msagent-srv-node:test"
@@ -44,7 +46,7 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[Store]:
-    store = Store.open(redis_url, port_range=(41000, 41999))
+    store = Store.open(redis_url, port_range=(21000, 21999))
     yield store
     await store.close()
 
@@ -64,6 +66,24 @@ def node_image(docker_engine: None) -> str:
     """The node image, built from this checkout with the registry-free path CI uses."""
     asyncio.run(build_from_host(NODE_TEST_IMAGE, progress=lambda _line: None))
     return NODE_TEST_IMAGE
+
+
+@pytest.fixture(scope="session")
+def services_image(docker_engine: None) -> BuiltImage:
+    """The services image from the repo's Dockerfile (`msagent-srv build-image --base-image`), on a base
+    with Python and pip made from this host, where a deployment would use python:3.11-slim."""
+    base = "msagent-srv-base:test"
+    asyncio.run(build_from_host(base, extra=["pip"], progress=lambda _line: None))
+    tag = "msagent-srv:test"
+    build = subprocess.run(
+        [sys.executable, "-m", "msagent_srv.cli", "build-image", "--base-image", base, "--tag", tag],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return BuiltImage(tag, build.stdout)
 
 
 async def _remove_namespace(namespace: str) -> None:

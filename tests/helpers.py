@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,9 @@ def manager_env(redis_url: str, namespace: str, **extra: str) -> dict[str, str]:
 
 
 __all__ = ["ServiceProcess", "free_port", "manager_env", "wait_for"]
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    tag: str
+    build_output: str

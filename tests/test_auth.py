@@ -35,8 +35,8 @@ def secured(manager_factory) -> ServiceProcess:
         MSAGENT_RUNTIME="process",
         MSAGENT_AUTH="on",
         MSAGENT_ADMIN_KEY=ADMIN,
-        MSAGENT_NODE_PORT_BASE="42300",
-        MSAGENT_NODE_PORT_MAX="42399",
+        MSAGENT_NODE_PORT_BASE="22300",
+        MSAGENT_NODE_PORT_MAX="22399",
     )
 
 

@@ -125,7 +125,7 @@ def test_manager_killed_during_creation_leaves_no_orphans_or_leaked_ports(
 def test_a_port_allocated_just_before_a_crash_is_reclaimed(manager_factory, redis_url: str) -> None:
     async def leave_crash_state() -> int:
         # what a manager leaves when it dies between allocating a port and recording it
-        store = Store.open(redis_url, port_range=(42700, 42799))
+        store = Store.open(redis_url, port_range=(22700, 22799))
         try:
             await store.tools.create(ToolInstance(tool_name="calculator", tenant_id="window"))
             return await store.ports.allocate(port_owner("window", "calculator"))
@@ -148,7 +148,7 @@ def test_redis_restart_keeps_registries_and_sessions(
     try:
         env = {"REDIS_URL": server.url}
         manager = manager_factory(
-            MSAGENT_RUNTIME="process", MSAGENT_NODE_PORT_BASE="42600", MSAGENT_NODE_PORT_MAX="42699", **env
+            MSAGENT_RUNTIME="process", MSAGENT_NODE_PORT_BASE="22600", MSAGENT_NODE_PORT_MAX="22699", **env
         )
         assistant = assistant_factory(MSAGENT_KNOWLEDGE="false", **env)
         post(manager, "/create_tool_service", tool_name="calculator", tenant_id="durable")

@@ -103,7 +103,7 @@ def test_assistant_survives_fuzzing(assistant_factory, upstream: ScriptedUpstrea
 @pytest.fixture
 def process_manager(manager_factory) -> ServiceProcess:
     return manager_factory(
-        MSAGENT_RUNTIME="process", MSAGENT_NODE_PORT_BASE="42500", MSAGENT_NODE_PORT_MAX="42999"
+        MSAGENT_RUNTIME="process", MSAGENT_NODE_PORT_BASE="22500", MSAGENT_NODE_PORT_MAX="22999"
     )
 
 

@@ -210,8 +210,10 @@ async def test_stream_stalling_mid_body_times_out(client: Http1Client) -> None:
         b"garbage\r\n\r\n",
         b"HTTP/2 200\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffff\r\n",
     ],
-    ids=["not-http", "not-http1", "bad-chunk"],
+    ids=["not-http", "not-http1", "bad-chunk", "bad-length", "huge-chunk"],
 )
 async def test_broken_replies_raise_http_errors(client: Http1Client, reply: bytes) -> None:
     async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

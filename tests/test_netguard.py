@@ -127,7 +127,7 @@ async def test_tools_in_nodes_follow_the_managers_setting(manager_factory, amap_
         ("trusting", {ALLOW_ENV: "true"}, "杭州市的天气是晴温度是20度。"),
     ):
         manager = manager_factory(
-            MSAGENT_RUNTIME="process", MSAGENT_NODE_PORT_BASE="42400", MSAGENT_NODE_PORT_MAX="42499", **extra
+            MSAGENT_RUNTIME="process", MSAGENT_NODE_PORT_BASE="22400", MSAGENT_NODE_PORT_MAX="22499", **extra
         )
         proxy = await AsyncToolServiceProxy.create("amap_weather", cfg, tenant, manager.url)
         try:

@@ -77,8 +77,8 @@ def test_up_runs_the_stack_with_an_embedded_redis_and_stops_it(tmp_path) -> None
             "REDIS_URL": "",
             "MSAGENT_DATA_DIR": str(tmp_path / "data"),
             "MSAGENT_RUNTIME": "process",
-            "MSAGENT_NODE_PORT_BASE": "42100",
-            "MSAGENT_NODE_PORT_MAX": "42199",
+            "MSAGENT_NODE_PORT_BASE": "22100",
+            "MSAGENT_NODE_PORT_MAX": "22199",
         },
         manager_port,
         tmp_path / "up.log",
@@ -92,7 +92,7 @@ def test_up_runs_the_stack_with_an_embedded_redis_and_stops_it(tmp_path) -> None
         )
         redis_port = _embedded_redis_port(tmp_path / "data" / "redis")
         node = socket.create_connection(
-            ("127.0.0.1", 42100), timeout=2
+            ("127.0.0.1", 22100), timeout=2
         )  # the node's port (first of the range)
         node.close()
         assert "models     default dashscope" in up.log()
@@ -100,7 +100,7 @@ def test_up_runs_the_stack_with_an_embedded_redis_and_stops_it(tmp_path) -> None
         code = up.stop(signal.SIGINT)
     assert code == 0, up.log()
     assert "removed 1 tool node(s)" in up.log()
-    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", 42100), timeout=1):
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", 22100), timeout=1):
         pass  # the node went with the stack
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", redis_port), timeout=1):
         pass
@@ -207,8 +207,8 @@ def test_up_builds_a_missing_node_image_and_runs_nodes_in_docker(
             "MSAGENT_NODE_IMAGE": tag,
             "MSAGENT_NAMESPACE": namespace,
             "MSAGENT_KNOWLEDGE": "false",
-            "MSAGENT_NODE_PORT_BASE": "42400",
-            "MSAGENT_NODE_PORT_MAX": "42499",
+            "MSAGENT_NODE_PORT_BASE": "22400",
+            "MSAGENT_NODE_PORT_MAX": "22499",
         },
         manager_port,
         tmp_path / "up.log",

@@ -41,13 +41,13 @@ async def test_registry_is_per_tenant(store: Store) -> None:
 
 
 async def test_create_keeps_a_live_record_and_replaces_an_ended_one(store: Store) -> None:
-    created, first = await store.tools.create(instance("calc", port=41001))
+    created, first = await store.tools.create(instance("calc", port=21001))
     assert created and first.status is ToolStatus.pending
-    created, existing = await store.tools.create(instance("calc", port=41002))
-    assert not created and existing.port == 41001
+    created, existing = await store.tools.create(instance("calc", port=21002))
+    assert not created and existing.port == 21001
     await store.tools.transition("default", "calc", status=ToolStatus.failed, error="boom")
-    created, replaced = await store.tools.create(instance("calc", port=41003))
-    assert created and replaced.port == 41003 and replaced.error is None
+    created, replaced = await store.tools.create(instance("calc", port=21003))
+    assert created and replaced.port == 21003 and replaced.error is None
 
 
 async def test_status_transition_is_atomic_under_concurrency(store: Store) -> None:
@@ -94,7 +94,7 @@ _ALLOCATE_IN_CHILD = """
 import asyncio, json, sys
 from msagent_srv.store import Store
 async def main():
-    store = Store.open(sys.argv[1], port_range=(41000, 41999))
+    store = Store.open(sys.argv[1], port_range=(21000, 21999))
     ports = await asyncio.gather(*(store.ports.allocate(f"{sys.argv[2]}/{i}") for i in range(25)))
     await store.close()
     print(json.dumps(ports))
@@ -114,7 +114,7 @@ async def test_ports_are_unique_across_100_concurrent_allocations_in_4_processes
     ports = [p for stdout, _ in outputs for p in json.loads(stdout)]
     assert len(ports) == 100
     assert len(set(ports)) == 100
-    assert all(41000 <= p <= 41999 for p in ports)
+    assert all(21000 <= p <= 21999 for p in ports)
     assert len(await store.ports.owners()) == 100
 
 
@@ -140,7 +140,7 @@ async def test_ports_skip_what_another_program_listens_on(store: Store) -> None:
 
 
 async def test_ports_exhausted_is_a_clear_error(redis_url: str) -> None:
-    store = Store.open(redis_url, port_range=(41500, 41501))
+    store = Store.open(redis_url, port_range=(21500, 21501))
     try:
         await store.ports.allocate("t/a")
         await store.ports.allocate("t/b")
@@ -153,7 +153,7 @@ async def test_ports_exhausted_is_a_clear_error(redis_url: str) -> None:
 async def test_ports_and_registry_survive_a_redis_restart(tmp_path) -> None:
     port = free_port()
     server = EmbeddedRedis(tmp_path, port=port, appendonly=True).start()
-    store = Store.open(server.url, port_range=(41000, 41999))
+    store = Store.open(server.url, port_range=(21000, 21999))
     try:
         allocated = await store.ports.allocate("t/a")
         await store.tools.create(instance("calc", "t", port=allocated))

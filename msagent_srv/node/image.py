@@ -84,7 +84,7 @@ def distribution_closure(roots: Iterable[str]) -> list[metadata.Distribution]:
     return list(seen.values())
 
 
-def _shared_libraries(files: Iterable[Path]) -> set[Path]:
+def shared_libraries(files: Iterable[Path]) -> set[Path]:
     """Every library the ELF files among `files` load, as resolved by ldd."""
     libraries: set[Path] = set()
     for path in files:
@@ -158,7 +158,7 @@ class RootfsBuilder:
         self._add_project(site)
         compileall.compile_dir(site / "msagent_srv", quiet=1, workers=1)
         # shared libraries, at the paths the loader expects
-        for library in _shared_libraries(self.copied):
+        for library in shared_libraries(self.copied):
             self._copy(library, self.root / str(library).lstrip("/"))
             real = library.resolve()
             if real != library:
@@ -202,7 +202,7 @@ class RootfsBuilder:
         tmp.chmod(0o1777)
 
 
-def _context_tar(directory: Path, dockerfile: str | None = None) -> io.BytesIO:
+def context_tar(directory: Path, dockerfile: str | None = None) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         if dockerfile is not None:
@@ -237,7 +237,7 @@ def _world_readable(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return info
 
 
-async def _docker_build(
+async def docker_build(
     context: io.BytesIO, tag: str, progress: Progress, buildargs: dict[str, str] | None = None
 ) -> str:
     async with aiodocker.Docker() as docker:
@@ -283,9 +283,9 @@ async def build_from_host(
         builder = RootfsBuilder(rootfs, extra)
         await asyncio.to_thread(builder.build)
         progress(f"copied {len(builder.copied)} files; building {tag}")
-        context = await asyncio.to_thread(_context_tar, rootfs.parent, HOST_DOCKERFILE)
+        context = await asyncio.to_thread(context_tar, rootfs.parent, HOST_DOCKERFILE)
         progress(f"build context {context.getbuffer().nbytes / 1e6:.1f} MB")
-        return await _docker_build(context, tag, progress)
+        return await docker_build(context, tag, progress)
 
 
 def project_root() -> Path:
@@ -301,5 +301,5 @@ async def build_from_dockerfile(
 ) -> str:
     import asyncio
 
-    context = await asyncio.to_thread(_context_tar, project_root())
-    return await _docker_build(context, tag, progress, {"BASE_IMAGE": base_image})
+    context = await asyncio.to_thread(context_tar, project_root())
+    return await docker_build(context, tag, progress, {"BASE_IMAGE": base_image})

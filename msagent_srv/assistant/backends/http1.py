@@ -18,6 +18,7 @@ from ...netguard import public_addresses
 
 _MAX_HEAD = 64 << 10  # bytes of status line + headers we accept
 _MAX_BUFFER = 1 << 20  # pause reading from the socket beyond this much unread data
+_MAX_BODY = 64 << 20  # no model reply is this large; an upstream sending more is refused
 
 
 class HttpError(Exception):
@@ -139,12 +140,24 @@ class Http1Response:
         encoding = headers.get("transfer-encoding", "").lower()
         self._chunked = "chunked" in encoding
         length = headers.get("content-length")
-        self._remaining = int(length) if length is not None and not self._chunked else None
+        self._remaining: int | None = None
+        if length is not None and not self._chunked:
+            if not length.isdigit() or int(length) > _MAX_BODY:
+                raise HttpError(f"upstream sent an unusable Content-Length: {length[:20]!r}")
+            self._remaining = int(length)
         self._until_close = not self._chunked and self._remaining is None and status not in (204, 304)
         self._reusable = not self._until_close and headers.get("connection", "").lower() != "close"
         self._done = False
 
     async def _pieces(self) -> AsyncIterator[bytes]:
+        total = 0
+        async for piece in self._framed_pieces():
+            total += len(piece)
+            if total > _MAX_BODY:
+                raise HttpError(f"upstream reply is over {_MAX_BODY >> 20} MB")
+            yield piece
+
+    async def _framed_pieces(self) -> AsyncIterator[bytes]:
         connection, deadline = self._connection, self._deadline
         if self._chunked:
             while True:
@@ -153,6 +166,8 @@ class Http1Response:
                     size = int(size_line.split(b";", 1)[0].strip(), 16)
                 except ValueError:
                     raise HttpError("upstream sent a malformed chunk size") from None
+                if size > _MAX_BODY:
+                    raise HttpError("upstream sent an over-large chunk")
                 if size == 0:
                     while await connection.read_until(b"\r\n", deadline) != b"\r\n":
                         pass  # trailers: not used

@@ -1,0 +1,1 @@
+"""Model backends: OpenAI-compatible servers, DashScope, a local model file; and the router between them."""
