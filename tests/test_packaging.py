@@ -26,7 +26,6 @@ def test_the_wheel_holds_every_module(tmp_path: Path) -> None:
             "pip",
             "wheel",
             "--no-deps",
-            "--no-build-isolation",
             "-w",
             str(tmp_path),
             str(source),
