@@ -41,10 +41,13 @@ def _refuse(host: str, address: str) -> PrivateAddressRefused:
     )
 
 
-async def public_addresses(host: str, port: int) -> list[tuple[socket.AddressFamily, str]]:
-    """(family, address) pairs for host, all public, else PrivateAddressRefused (or OSError if unknown)."""
+async def public_addresses(
+    host: str, port: int, timeout: float = 10.0
+) -> list[tuple[socket.AddressFamily, str]]:
+    """(family, address) pairs for host, all public, else PrivateAddressRefused (or OSError if unknown,
+    TimeoutError if the lookup takes longer than `timeout`)."""
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
     found = [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
     for _, address in found:
         if not is_public(address):
