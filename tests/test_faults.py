@@ -5,6 +5,7 @@ in a clear error or a full recovery, with nothing lost or leaked."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
@@ -145,6 +146,7 @@ def test_redis_restart_keeps_registries_and_sessions(
 ) -> None:
     port = free_port()
     server = EmbeddedRedis(tmp_path / "aof", port=port, appendonly=True).start()
+    manager: ServiceProcess | None = None
     try:
         env = {"REDIS_URL": server.url}
         manager = manager_factory(
@@ -178,6 +180,9 @@ def test_redis_restart_keeps_registries_and_sessions(
         history = [m["content"] for m in upstream.requests[-1]["messages"]]
         assert "Locker 42." in history and "Noted: your locker is 42." in history  # the session survived
     finally:
+        if manager is not None:  # its node is a local process that nothing else would stop
+            with contextlib.suppress(requests.RequestException):
+                post(manager, "/remove_tool", tool_name="calculator", tenant_id="durable")
         server.stop()
 
 
