@@ -43,6 +43,14 @@ def inspect(container_id: str) -> dict:
     return asyncio.run(show())
 
 
+def renew(manager: ServiceProcess, tenant: str) -> object:
+    """The output of one RenewInstance call through the manager."""
+    params = {"instance_id": 123, "period": "mon"}
+    return post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id=tenant, params=params).json()[
+        "output"
+    ]
+
+
 def record_of(redis_url: str, tenant: str, tool: str) -> dict:
     import redis
 
@@ -211,13 +219,7 @@ def test_killed_container_is_detected_and_can_be_recreated(manager: ServiceProce
     call = post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id="k", params="{}")
     assert call.status_code == 409 and "not running" in call.json()["message"]
     create_running(manager, "RenewInstance", "k")
-    params = {"instance_id": 123, "period": "mon"}
-    assert (
-        post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id="k", params=params).json()[
-            "output"
-        ]
-        == RENEW
-    )
+    assert renew(manager, "k") == RENEW
 
 
 def test_restarted_manager_adopts_running_nodes(manager_factory, node_image: str, redis_url: str) -> None:
@@ -228,13 +230,7 @@ def test_restarted_manager_adopts_running_nodes(manager_factory, node_image: str
     second = manager_factory(MSAGENT_RUNTIME="docker")
     assert status_of(second, "RenewInstance", "adopt") == "running"
     assert record_of(redis_url, "adopt", "RenewInstance")["container_id"] == container_id
-    params = {"instance_id": 123, "period": "mon"}
-    assert (
-        post(second, "/execute_tool", tool_name="RenewInstance", tenant_id="adopt", params=params).json()[
-            "output"
-        ]
-        == RENEW
-    )
+    assert renew(second, "adopt") == RENEW
 
 
 def test_node_that_cannot_start_fails_with_the_reason(manager: ServiceProcess) -> None:
@@ -368,13 +364,7 @@ def test_process_runtime_without_docker(manager_factory) -> None:
     manager = manager_factory(MSAGENT_RUNTIME="process")
     assert requests.get(manager.url + "/health", timeout=10).json()["runtime"] == "process"
     create_running(manager, "RenewInstance", "laptop")
-    params = {"instance_id": 123, "period": "mon"}
-    assert (
-        post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id="laptop", params=params).json()[
-            "output"
-        ]
-        == RENEW
-    )
+    assert renew(manager, "laptop") == RENEW
     assert (
         post(manager, "/remove_tool", tool_name="RenewInstance", tenant_id="laptop").json()["output"][
             "status"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .helpers import BuiltImage, ServiceProcess
-from .test_manager import RENEW, create_running, post
+from .test_manager import RENEW, create_running, post, renew
 
 
 def test_dockerfile_build_on_a_local_base_image_serves_tools(
@@ -22,10 +22,4 @@ def test_dockerfile_build_on_a_local_base_image_serves_tools(
     )
     assert reply.status_code == 200
     create_running(manager, "RenewInstance", "df")
-    params = {"instance_id": 123, "period": "mon"}
-    assert (
-        post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id="df", params=params).json()[
-            "output"
-        ]
-        == RENEW
-    )
+    assert renew(manager, "df") == RENEW

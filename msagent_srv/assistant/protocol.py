@@ -248,7 +248,8 @@ class AgentConfig(Lenient):
 
 
 # keys travel in an HTTP header: printable ASCII without spaces
-ApiKey = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,512}$")]
+API_KEY_PATTERN = r"^[\x21-\x7e]{1,512}$"
+ApiKey = Annotated[str, Field(pattern=API_KEY_PATTERN)]
 
 
 class LLMConfig(Lenient):

@@ -16,13 +16,13 @@ from ..web.errors import ApiError
 from .backends.base import UpstreamError
 from .backends.router import UnknownBackend
 from .keys import CHAT, ROUTER
-from .protocol import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
+from .protocol import API_KEY_PATTERN, ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
 
 log = logging.getLogger("msagent_srv.assistant")
 
 
 UPSTREAM_KEY_HEADER = "X-Upstream-Api-Key"
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,512}")
+_HEADER_SAFE = re.compile(API_KEY_PATTERN)
 
 
 def upstream_key(request: web.Request) -> str | None:
