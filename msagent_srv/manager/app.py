@@ -19,7 +19,7 @@ from ..web.middleware import error_middleware
 from . import openapi, routes
 from .keys import METRICS, NODES, SETTINGS
 from .metrics import ManagerMetrics
-from .nodes import NodeManager
+from .nodes import CONNECTIONS_PER_NODE, NodeManager
 from .runtime import Runtime, create_runtime
 
 log = logging.getLogger("msagent_srv.manager")
@@ -47,7 +47,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
         node_runtime = runtime or await create_runtime(settings)
         # One session for every call to nodes; connection reuse keeps the proxy overhead low.
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, limit_per_host=64, keepalive_timeout=30),
+            connector=aiohttp.TCPConnector(
+                limit=256, limit_per_host=CONNECTIONS_PER_NODE, keepalive_timeout=30
+            ),
             timeout=aiohttp.ClientTimeout(total=settings.node_call_timeout + 5, sock_connect=5),
         )
         nodes = NodeManager(

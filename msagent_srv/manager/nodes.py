@@ -30,6 +30,10 @@ def port_owner(tenant_id: str, tool_name: str) -> str:
     return f"{tenant_id}/{tool_name}"
 
 
+# Connections kept to one node at most, over TCP or its Unix socket: what the manager holds for a node.
+CONNECTIONS_PER_NODE = 64
+
+
 class NodeManager:
     def __init__(
         self,
@@ -235,7 +239,10 @@ class NodeManager:
             session = self._unix_sessions.get(socket_path)
             if session is None or session.closed:
                 session = self._unix_sessions[socket_path] = aiohttp.ClientSession(
-                    connector=aiohttp.UnixConnector(path=socket_path)
+                    connector=aiohttp.UnixConnector(
+                        path=socket_path, limit=CONNECTIONS_PER_NODE, keepalive_timeout=30
+                    ),
+                    timeout=self.session.timeout,
                 )
             return session.request(method, f"http://node{path}", **kwargs)
         return self.session.request(method, endpoint + path, **kwargs)

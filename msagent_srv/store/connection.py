@@ -18,10 +18,17 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+# Connections one client keeps to Redis at most. Beyond it, callers wait (up to the timeout) for one
+# to be free: without a cap, every request in flight under load opened a connection and kept it.
+POOL_SIZE = 32
+
+
 def connect(url: str, timeout: float = 3.0) -> aioredis.Redis:
     """A client whose every call fails within `timeout` seconds instead of hanging when Redis is gone."""
-    return aioredis.Redis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=POOL_SIZE,
+        timeout=timeout,
         decode_responses=True,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
@@ -30,6 +37,7 @@ def connect(url: str, timeout: float = 3.0) -> aioredis.Redis:
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
         retry_on_error=[RedisConnectionError],
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
 
 
 def translate_errors(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
