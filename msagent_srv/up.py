@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -81,6 +82,10 @@ def run_stack(settings: Settings, keep_nodes: bool = False) -> None:
     from .manager.runtime import create_runtime
     from .serve import serve
 
+    def stop_starting(_signum: int, _frame: object) -> None:
+        raise SystemExit(143)  # SIGTERM while starting: the same cleanup as a Ctrl-C (finally below)
+
+    signal.signal(signal.SIGTERM, stop_starting)  # once serving, serve() handles SIGTERM itself
     embedded: EmbeddedRedis | None = None
     url = settings.redis_url_value()
     if not url or not asyncio.run(_reachable(url)):
