@@ -22,9 +22,30 @@ from msagent_srv.store import Store
 from msagent_srv.store.embedded import EmbeddedRedis
 
 from .helpers import BuiltImage, ServiceProcess, free_port, manager_env
+from .leftovers import RUN_ID, adopt_orphans, leftovers
 from .upstreams import ScriptedUpstream
 
 NODE_TEST_IMAGE = "msagent-srv-node:test"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    adopt_orphans()  # whatever a test starts stays findable as ours, however it detaches
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fails the run when a process, container or listening port of ours outlives it (then removes it)."""
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return
+    found = leftovers()
+    if not found:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "leftovers: the run left these behind (now removed)", red=True)
+        for line in found.describe():
+            reporter.write_line(line)
+    found.remove()
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +118,7 @@ async def _remove_namespace(namespace: str) -> None:
 @pytest.fixture
 def namespace() -> Iterator[str]:
     """A label unique to the test, and the removal of every container left under it."""
-    name = f"t{uuid.uuid4().hex[:10]}"
+    name = f"t{RUN_ID}{uuid.uuid4().hex[:8]}"
     yield name
     if asyncio.run(DockerRuntime.available()):
         asyncio.run(_remove_namespace(name))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,30 +30,42 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(
-        self, ready_path: str = "/health", timeout: float = 30.0, expect_ok: bool = True
+        self, ready_path: str = "/health", timeout: float = 120.0, expect_ok: bool = True
     ) -> ServiceProcess:
+        """Starts the process and waits until `ready_path` answers; a failed start-up stops it again."""
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "msagent_srv.cli", *self.command],
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: what it starts can be found and stopped
         )
         log.close()
+        try:
+            self._wait_ready(ready_path, timeout, expect_ok)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, ready_path: str, timeout: float, expect_ok: bool) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"{self.command[0]} exited early:\n{self.log()}")
-            try:
-                response = requests.get(self.url + ready_path, timeout=1)
+            try:  # a busy machine may take seconds to answer: that is not a failure to start
+                response = requests.get(self.url + ready_path, timeout=5)
                 if response.status_code == 200 or not expect_ok:
-                    return self
-            except requests.ConnectionError:
+                    return
+            except requests.RequestException:
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"{self.command[0]} did not become ready:\n{self.log()}")
+        raise AssertionError(f"{self.command[0]} did not become ready in {timeout} s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Signals the process and waits; past `timeout` its whole process group is killed."""
         if self.process is None:
             return 0
         if self.process.poll() is None:
@@ -60,11 +73,18 @@ class ServiceProcess:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         code = self.process.returncode
         self.process = None
         return code
+
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def log(self) -> str:
         try:

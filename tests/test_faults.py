@@ -212,23 +212,27 @@ def test_clients_hanging_up_mid_stream_leave_nothing_running(
     assistant: ServiceProcess, upstream: ScriptedUpstream
 ) -> None:
     upstream.script = lambda _body: "word " * 200  # type: ignore[assignment]
-    upstream.chunks, upstream.chunk_delay = 100, 0.05  # five seconds per stream
+    upstream.chunks, upstream.chunk_delay = 100, 0.05  # five seconds per stream once released
+    upstream.hold_streams = True  # every stream stays open until all eight are known to be in progress
     streams = []
-    for _ in range(8):
-        reply = requests.post(
-            assistant.url + "/v1/chat/completions",
-            stream=True,
-            timeout=30,
-            headers={"Authorization": "Bearer k"},
-            json={"model": "m", "stream": True, "messages": ASK},
-        )
-        assert next(reply.iter_lines()).startswith(b"data: ")
-        streams.append(reply)
-    assert in_progress(assistant) == 8
-    for reply in streams:
-        reply.close()
-    wait_for(lambda: in_progress(assistant) == 0, 4, what="the abandoned streams to end")
-    wait_for(lambda: upstream.disconnects == 8, 4, what="every upstream stream to be closed")
+    try:
+        for _ in range(8):
+            reply = requests.post(
+                assistant.url + "/v1/chat/completions",
+                stream=True,
+                timeout=60,
+                headers={"Authorization": "Bearer k"},
+                json={"model": "m", "stream": True, "messages": ASK},
+            )
+            assert next(reply.iter_lines()).startswith(b"data: ")
+            streams.append(reply)
+        assert in_progress(assistant) == 8
+    finally:
+        for reply in streams:
+            reply.close()
+        upstream.hold_streams = False  # the assistant sees its callers gone at its next write
+    wait_for(lambda: in_progress(assistant) == 0, 60, what="the abandoned streams to end")
+    wait_for(lambda: upstream.disconnects == 8, 60, what="every upstream stream to be closed")
 
 
 FORK_BOMB = """

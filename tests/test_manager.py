@@ -399,7 +399,7 @@ def test_idle_nodes_are_removed(manager_factory, node_image: str, redis_url: str
             return exc.status == 404
         return False
 
-    wait_for(container_gone, 15, what="the idle node's container to be removed")
+    wait_for(container_gone, 60, what="the idle node's container to be removed")
 
 
 def test_a_call_longer_than_the_node_timeout_is_a_504(manager_factory, node_image: str) -> None:

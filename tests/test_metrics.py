@@ -72,6 +72,6 @@ def test_manager_and_node_metrics(manager: ServiceProcess, redis_url: str) -> No
     from .test_manager import record_of
 
     port = record_of(redis_url, "metrics", "calculator")["port"]
-    node = wait_for(lambda: scrape(f"http://127.0.0.1:{port}"), 10, what="node metrics")
+    node = wait_for(lambda: scrape(f"http://127.0.0.1:{port}"), 60, what="node metrics")
     assert value(node, "msagent_node_executions_total", result="ok") == 1
     assert value(node, "msagent_node_executions_total", result="tool_error") == 1

@@ -28,13 +28,12 @@ def test_services_answer_503_when_redis_is_down(tmp_path) -> None:
         "MSAGENT_RUNTIME": "process",
         "MSAGENT_DATA_DIR": str(tmp_path),
     }
-    manager = ServiceProcess(["manager", "--port", str(free_port())], env, 0, tmp_path / "m.log")
-    manager.port = int(manager.command[2])
-    manager.start(expect_ok=False)
-    assistant = ServiceProcess(["assistant", "--port", str(free_port())], env, 0, tmp_path / "a.log")
-    assistant.port = int(assistant.command[2])
-    assistant.start(expect_ok=False)
-    try:
+    manager_port, assistant_port = free_port(), free_port()
+    manager = ServiceProcess(["manager", "--port", str(manager_port)], env, manager_port, tmp_path / "m.log")
+    assistant = ServiceProcess(
+        ["assistant", "--port", str(assistant_port)], env, assistant_port, tmp_path / "a.log"
+    )
+    with manager.start(expect_ok=False), assistant.start(expect_ok=False):
         listing = requests.get(manager.url + "/tools", timeout=10)
         assert listing.status_code == 503
         assert "state store unavailable" in listing.json()["message"] and listing.json()["request_id"]
@@ -45,9 +44,6 @@ def test_services_answer_503_when_redis_is_down(tmp_path) -> None:
         assert requests.get(manager.url + "/health", timeout=10).status_code == 503
         assert requests.get(assistant.url + "/health", timeout=10).status_code == 503
         assert "Traceback" not in manager.log()
-    finally:
-        manager.stop()
-        assistant.stop()
 
 
 def test_request_id_is_echoed_or_made(tmp_path, redis_url: str) -> None:
@@ -57,16 +53,14 @@ def test_request_id_is_echoed_or_made(tmp_path, redis_url: str) -> None:
         {"REDIS_URL": redis_url, "MSAGENT_RUNTIME": "process", "MSAGENT_DATA_DIR": str(tmp_path)},
         port,
         tmp_path / "m.log",
-    ).start()
-    try:
+    )
+    with manager.start():
         mine = requests.get(manager.url + "/tools", headers={"X-Request-ID": "abc-123"}, timeout=10)
         assert mine.headers["X-Request-ID"] == "abc-123" and mine.json()["request_id"] == "abc-123"
         made = requests.get(manager.url + "/tools", timeout=10)
         assert (
             len(made.json()["request_id"]) == 32 and made.headers["X-Request-ID"] == made.json()["request_id"]
         )
-    finally:
-        manager.stop()
 
 
 def test_up_runs_the_stack_with_an_embedded_redis_and_stops_it(tmp_path) -> None:
@@ -82,10 +76,11 @@ def test_up_runs_the_stack_with_an_embedded_redis_and_stops_it(tmp_path) -> None
         },
         manager_port,
         tmp_path / "up.log",
-    ).start()
+    )
     try:
+        up.start()  # a failed start-up stops `up`, which stops its Redis and nodes (finally checks it)
         assert requests.get(f"http://127.0.0.1:{assistant_port}/health", timeout=10).status_code == 200
-        start_calculator(up, 30)
+        start_calculator(up, 120)
         assert "msagent-srv is up" in up.log() and "embedded" in up.log()
         assert (tmp_path / "data" / "redis" / "appendonlydir").exists() or any(
             (tmp_path / "data" / "redis").iterdir()
@@ -214,9 +209,9 @@ def test_up_builds_a_missing_node_image_and_runs_nodes_in_docker(
         tmp_path / "up.log",
     )
     try:
-        up.start(timeout=120)
+        up.start()
         assert f"node image {tag} not found: building it" in up.log()
-        start_calculator(up, 60)
+        start_calculator(up, 120)
         reply = requests.post(
             up.url + "/execute_tool",
             json={"tool_name": "calculator", "params": {"expression": "9*9"}},

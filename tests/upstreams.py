@@ -39,6 +39,8 @@ class ScriptedUpstream:
         self.omit_usage = False  # as some OpenAI-compatible servers do
         self.break_after_chunks: int | None = None  # drop the connection mid-stream after this many
         self.garbage = False  # answer 200 with a body that is not JSON
+        # while True, every stream pauses after its first content chunk until the test sets it False
+        self.hold_streams = False
         self._epoch = 0  # bumped by reset(): requests admitted before it no longer consume the script
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -51,6 +53,7 @@ class ScriptedUpstream:
         self.fail_status, self.delay, self.chunks, self.chunk_delay = None, 0.0, 10, 0.0
         self.disconnects, self.reject_tools, self.native_calls = 0, None, []
         self.omit_usage, self.break_after_chunks, self.garbage = False, None, False
+        self.hold_streams = False
 
     @property
     def openai_url(self) -> str:
@@ -178,6 +181,8 @@ class ScriptedUpstream:
                     assert request.transport is not None
                     request.transport.abort()  # a crashed model server: no last chunk, no [DONE]
                     return response
+                if sent == 1 and not await self._held(request):
+                    raise ConnectionResetError  # the caller went away while the stream was held
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
                 await send(
@@ -222,6 +227,14 @@ class ScriptedUpstream:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    async def _held(self, request: web.Request) -> bool:
+        """Waits while `hold_streams` is set; False if the caller hung up meanwhile."""
+        while self.hold_streams:
+            if request.transport is None or request.transport.is_closing():
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         """OpenAI's embeddings format; each vector a hashed bag of the text's words (similar texts, near vectors)."""
