@@ -22,12 +22,15 @@ from msagent_srv.assistant.knowledge.chunking import chunk_sections
 from msagent_srv.assistant.knowledge.embeddings import SentenceTransformerEmbedder
 from msagent_srv.assistant.knowledge.loaders import load
 from msagent_srv.assistant.knowledge.store import VectorStore
+from msagent_srv.identity import Space
 from msagent_srv.settings import Settings
 from msagent_srv.store import FileRecord, Store
 from msagent_srv.store.embedded import EmbeddedRedis
 from msagent_srv.store.keyword_index import KeywordIndex
 
 from .common import percentile, write_json
+
+BENCH_SPACE = Space(None, "bench")
 
 SYLLABLES = "ka lo mi ra tu ve zo ni pa shi do re ga bu fe ko".split()
 CITIES = ["Oslo", "Lima", "Kyoto", "Porto", "Quito", "Accra", "Hanoi", "Perth", "Turin", "Cusco"]
@@ -98,24 +101,24 @@ async def run(args: argparse.Namespace) -> dict:
     total_bytes = sum(p.stat().st_size for p in files)
     for path in files:
         await store.files.put(
-            "bench", FileRecord(name=path.name, path=str(path), size=path.stat().st_size, sha256="")
+            BENCH_SPACE, FileRecord(name=path.name, path=str(path), size=path.stat().st_size, sha256="")
         )
     started = time.perf_counter()
     gate = asyncio.Semaphore(2)  # the server indexes each uploaded file as its own task; two in flight here
 
     async def index(path: Path) -> int:
         async with gate:
-            return await kb.index_file("bench", path.name, path)
+            return await kb.index_file(BENCH_SPACE, path.name, path)
 
     chunks = sum(await asyncio.gather(*(index(p) for p in files)))
     ingest_seconds = time.perf_counter() - started
     sample = rng.sample(questions, min(args.queries, len(questions)))
     for question, _ in sample[:10]:
-        await kb.search("bench", question)  # warm-up
+        await kb.search(BENCH_SPACE, question)  # warm-up
     latencies, found = [], 0
     for question, component in sample:
         t0 = time.perf_counter()
-        hits = await kb.search("bench", question, limit=5)
+        hits = await kb.search(BENCH_SPACE, question, limit=5)
         latencies.append(time.perf_counter() - t0)
         found += any(component in hit.text for hit in hits)
     await kb.close()

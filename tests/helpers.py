@@ -116,7 +116,28 @@ def manager_env(redis_url: str, namespace: str, **extra: str) -> dict[str, str]:
     }
 
 
-__all__ = ["ServiceProcess", "free_port", "manager_env", "wait_for"]
+ADMIN = "admin-key-for-tests-0123456789"  # the admin key of services started with keys on
+
+
+def keys_cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`msagent-srv keys ...` against `redis_url`."""
+    return subprocess.run(
+        [sys.executable, "-m", "msagent_srv.cli", "keys", "--redis-url", redis_url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def new_key(redis_url: str, tenant: str) -> str:
+    """A new API key of `tenant`."""
+    made = keys_cli(redis_url, "create", "--tenant", tenant, "--name", "ci")
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
+
+
+__all__ = ["ADMIN", "ServiceProcess", "free_port", "keys_cli", "manager_env", "new_key", "wait_for"]
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,6 @@ revoked by the CLI) that work on both, the tenant taken from the key."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import openai
 import pytest
 import requests
@@ -13,20 +10,8 @@ import requests
 from msagent_srv.client import ManagerClient, ToolServiceProxy
 from msagent_srv.client.errors import ToolServiceError
 
-from .helpers import ServiceProcess, wait_for
+from .helpers import ADMIN, ServiceProcess, keys_cli, new_key, wait_for
 from .upstreams import ScriptedUpstream
-
-ADMIN = "admin-key-for-tests-0123456789"
-
-
-def keys_cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "msagent_srv.cli", "keys", "--redis-url", redis_url, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -43,12 +28,6 @@ def secured(manager_factory) -> ServiceProcess:
 def call(manager: ServiceProcess, path: str, key: str | None, **body: object) -> requests.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return requests.post(manager.url + path, json=body, headers=headers, timeout=30)
-
-
-def new_key(redis_url: str, tenant: str) -> str:
-    made = keys_cli(redis_url, "create", "--tenant", tenant, "--name", "ci")
-    assert made.returncode == 0, made.stderr
-    return made.stdout.strip()
 
 
 def test_keys_decide_who_sees_what(secured: ServiceProcess, redis_url: str) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from msagent_srv.identity import Space
+
 from .documents import CHINESE, ENGLISH, QUESTIONS
 from .helpers import ServiceProcess, wait_for
 from .upstreams import ScriptedUpstream
@@ -186,9 +188,10 @@ def test_bad_uploads_are_refused_and_lose_nothing(assistant_factory, tmp_path: P
     files = listing(service, "safe")
     assert list(files) == ["router.txt"] and files["router.txt"]["status"] == "indexed"
     uploads = Path(service.env["MSAGENT_DATA_DIR"]) / "uploads"
+    folder = Space(None, "safe").digest  # a space's folder is named by its digest, never by the caller
     written = sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*") if p.is_file())
-    assert written == ["safe/router.txt"]
-    assert (uploads / "safe" / "router.txt").read_bytes() == ENGLISH["router.txt"]
+    assert written == [f"{folder}/router.txt"]
+    assert (uploads / folder / "router.txt").read_bytes() == ENGLISH["router.txt"]
 
 
 def test_replace_deduplicate_and_delete(kb_assistant: ServiceProcess, upstream: ScriptedUpstream) -> None:

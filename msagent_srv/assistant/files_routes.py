@@ -10,7 +10,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from ..store import FileRecord, NotFound
-from ..web.auth import tenant_space
+from ..web.auth import space_of
 from ..web.bodies import validation_error
 from ..web.envelopes import envelope
 from ..web.errors import ApiError
@@ -34,11 +34,11 @@ async def upload(request: web.Request) -> web.Response:
     uuid_str, staged, staging = await receive(
         request, root / ".staging", settings.upload_max_mb * 1024 * 1024, settings.upload_max_files
     )
-    session = tenant_space(request, uuid_str)
+    space = space_of(request, uuid_str)
     replies: list[dict[str, object]] = []
     try:
-        existing = {r.name: r for r in await store.files.list(session)}
-        target = root / session
+        existing = {r.name: r for r in await store.files.list(space)}
+        target = root / space.digest
         await aiofiles.os.makedirs(target, exist_ok=True)
         for item in staged:
             same = existing.get(item.name)
@@ -56,9 +56,9 @@ async def upload(request: web.Request) -> web.Response:
                 sha256=item.sha256,
                 content_type=item.content_type,
             )
-            await store.files.put(session, record)
+            await store.files.put(space, record)
             existing[item.name] = record
-            request.app[TASKS].spawn(knowledge.index_file(session, item.name, path))
+            request.app[TASKS].spawn(knowledge.index_file(space, item.name, path))
             replies.append({**_public(record), "replaced": same is not None})
     finally:
         await remove_tree(staging)
@@ -74,7 +74,7 @@ def _ref(request: web.Request) -> FileRef:
 
 async def list_files(request: web.Request) -> web.Response:
     ref = _ref(request)
-    records = await request.app[STORE].files.list(tenant_space(request, ref.uuid_str))
+    records = await request.app[STORE].files.list(space_of(request, ref.uuid_str))
     return envelope(request, {"uuid_str": ref.uuid_str, "files": [_public(r) for r in records]})
 
 
@@ -82,7 +82,7 @@ async def delete_file(request: web.Request) -> web.Response:
     ref = _ref(request)
     if not ref.name:
         raise ApiError(400, "name the file to delete", param="name", code="missing_name")
-    store, space = request.app[STORE], tenant_space(request, ref.uuid_str)
+    store, space = request.app[STORE], space_of(request, ref.uuid_str)
     try:
         record = await store.files.get(space, ref.name)
     except NotFound:

@@ -18,6 +18,7 @@ import aiohttp
 
 from ..client.errors import ToolServiceError
 from ..client.tool_proxy import AsyncToolServiceProxy
+from ..identity import Space
 from ..netguard import ensure_public_url
 from ..settings import Settings
 from ..store import ChatMessage as StoredMessage
@@ -210,7 +211,9 @@ class LiteAgentService:
             return run_sync
         return run
 
-    async def knowledge_block(self, request: LiteAgentRequest) -> tuple[str, list[dict[str, Any]]]:
+    async def knowledge_block(
+        self, request: LiteAgentRequest, space: Space
+    ) -> tuple[str, list[dict[str, Any]]]:
         if not request.use_knowledge:
             return "", []
         if self.knowledge is None:
@@ -222,9 +225,7 @@ class LiteAgentService:
                 code="knowledge_unavailable",
             )
         query = next((m.text() for m in reversed(request.messages) if m.role == "user"), "")
-        hits = await self.knowledge.search(
-            request.uuid_str, query, request.files or None, self.settings.knowledge_top_k
-        )
+        hits = await self.knowledge.search(space, query, request.files or None, self.settings.knowledge_top_k)
         lines, used, citations = [], 0, []
         for number, hit in enumerate(hits, 1):
             cost = count_text(hit.text)
@@ -241,22 +242,26 @@ class LiteAgentService:
 
     # -- the loop ---------------------------------------------------------------------------------------
     async def run(
-        self, request: LiteAgentRequest, upstream_key: str | None, manager_key: str | None = None
+        self,
+        request: LiteAgentRequest,
+        space: Space,
+        upstream_key: str | None,
+        manager_key: str | None = None,
     ) -> AsyncIterator[Event]:
-        """`manager_key`: the caller's own key, used for tools run through the manager (else the
-        configured TOOL_MANAGER_API_KEY)."""
+        """`space`: where the caller's knowledge and session history live. `manager_key`: the caller's
+        own key, used for tools run through the manager (else the configured TOOL_MANAGER_API_KEY)."""
         proxies: list[AsyncToolServiceProxy] = []
         try:
             backend = await self.backend(request, upstream_key)
             definitions, executors = await self.tools(request, proxies, manager_key)
-            block, citations = await self.knowledge_block(request)
+            block, citations = await self.knowledge_block(request, space)
             config = request.agent_config
             system = "\n\n".join(p for p in (
                 f"You are {config.name}. {config.description}".strip() if config.name else "", config.instruction, block
             ) if p)  # fmt: skip
             history = [
                 ChatMessage.model_validate(m.model_dump(exclude_none=True))
-                for m in await self.store.sessions.get(request.uuid_str)
+                for m in await self.store.sessions.get(space)
             ]
             new = [m for m in request.messages if m.role != "system"]
             messages = ([ChatMessage(role="system", content=system)] if system else []) + history + new
@@ -313,7 +318,7 @@ class LiteAgentService:
                 used_tools = True
                 if unanswered:  # calls of the caller's own tools go back to the caller
                     break
-            await self.store.sessions.append(request.uuid_str, [_stored(m) for m in [*new, *produced]])
+            await self.store.sessions.append(space, [_stored(m) for m in [*new, *produced]])
             yield Event("done", {"response": answer, "tool_calls": calls_made, "citations": citations})
         finally:
             for proxy in proxies:

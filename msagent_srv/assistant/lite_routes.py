@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from pydantic_core import to_json
 
-from ..web.auth import checked_key, scope, tenant_space
+from ..web.auth import checked_key, scope, space_of
 from ..web.bodies import read_model
 from ..web.envelopes import envelope
 from ..web.errors import ApiError
@@ -39,10 +39,8 @@ def _sse(event: Event) -> bytes:
 
 async def assistants_lite(request: web.Request) -> web.StreamResponse:
     body = scope(request, await read_model(request, LiteAgentRequest))
-    space = tenant_space(request, body.uuid_str)  # files and history of the caller's tenant only
-    events = request.app[LITE].run(
-        body.model_copy(update={"uuid_str": space}), upstream_key(request), checked_key(request)
-    )
+    space = space_of(request, body.uuid_str)  # files and history of the caller's tenant only
+    events = request.app[LITE].run(body, space, upstream_key(request), checked_key(request))
     try:
         first = await anext(events)  # setup errors (keys, tools, upstream refusals) keep their status
         if not body.stream:

@@ -6,6 +6,10 @@ be cleaned with one SCAN.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+from ..identity import Space
+
 PREFIX = "msagent:"
 
 # tenant tool registries
@@ -19,46 +23,46 @@ API_KEYS = PREFIX + "apikeys"
 PORT_OWNERS = PREFIX + "ports:owners"  # HASH port -> owner ("<tenant>/<tool>")
 PORT_ALLOCATIONS = PREFIX + "ports:allocations"  # counter of ports ever handed out (for metrics)
 
-# sessions and uploaded files
-SESSION_HISTORY = PREFIX + "session:{uuid}:history"  # LIST of ChatMessage JSON, oldest first
-SESSION_FILES = PREFIX + "session:{uuid}:files"  # HASH file name -> FileRecord JSON
+# sessions and uploaded files, per Space (tenant + uuid_str; `Space.key` holds no ':')
+SESSION_HISTORY = PREFIX + "session:{space}:history"  # LIST of ChatMessage JSON, oldest first
+SESSION_FILES = PREFIX + "session:{space}:files"  # HASH file name -> FileRecord JSON
 
 
-# keyword (BM25) index of a session's knowledge chunks
-KEYWORD_TERM = PREFIX + "kw:{uuid}:t:{term}"  # ZSET chunk id -> term weight (saturated tf)
-KEYWORD_CHUNKS = PREFIX + "kw:{uuid}:chunks"  # SET of every chunk id (N, for the IDF)
-KEYWORD_FILE_CHUNKS = PREFIX + "kw:{uuid}:f:{file}:chunks"  # SET of a file's chunk ids
-KEYWORD_FILE_TERMS = PREFIX + "kw:{uuid}:f:{file}:terms"  # SET of the terms a file's chunks hold
-KEYWORD_SCRATCH = PREFIX + "kw:{uuid}:scratch:{nonce}"  # ZSET, lives for one query
+# keyword (BM25) index of a space's knowledge chunks
+KEYWORD_TERM = PREFIX + "kw:{space}:t:{term}"  # ZSET chunk id -> term weight (saturated tf)
+KEYWORD_CHUNKS = PREFIX + "kw:{space}:chunks"  # SET of every chunk id (N, for the IDF)
+KEYWORD_FILE_CHUNKS = PREFIX + "kw:{space}:f:{file}:chunks"  # SET of a file's chunk ids
+KEYWORD_FILE_TERMS = PREFIX + "kw:{space}:f:{file}:terms"  # SET of the terms a file's chunks hold
+KEYWORD_SCRATCH = PREFIX + "kw:{space}:scratch:{nonce}"  # ZSET, lives for one query
 
 
-def keyword_term(uuid: str, term: int | str) -> str:
-    return KEYWORD_TERM.format(uuid=uuid, term=term)
+def keyword_term(space: Space, term: int | str) -> str:
+    return KEYWORD_TERM.format(space=space.key, term=term)
 
 
-def keyword_chunks(uuid: str) -> str:
-    return KEYWORD_CHUNKS.format(uuid=uuid)
+def keyword_chunks(space: Space) -> str:
+    return KEYWORD_CHUNKS.format(space=space.key)
 
 
-def keyword_file_chunks(uuid: str, file: str) -> str:
-    return KEYWORD_FILE_CHUNKS.format(uuid=uuid, file=file)
+def keyword_file_chunks(space: Space, file: str) -> str:
+    return KEYWORD_FILE_CHUNKS.format(space=space.key, file=quote(file, safe=""))
 
 
-def keyword_file_terms(uuid: str, file: str) -> str:
-    return KEYWORD_FILE_TERMS.format(uuid=uuid, file=file)
+def keyword_file_terms(space: Space, file: str) -> str:
+    return KEYWORD_FILE_TERMS.format(space=space.key, file=quote(file, safe=""))
 
 
-def keyword_scratch(uuid: str, nonce: str) -> str:
-    return KEYWORD_SCRATCH.format(uuid=uuid, nonce=nonce)
+def keyword_scratch(space: Space, nonce: str) -> str:
+    return KEYWORD_SCRATCH.format(space=space.key, nonce=nonce)
 
 
 def tenant_tools(tenant: str) -> str:
     return TENANT_TOOLS.format(tenant=tenant)
 
 
-def session_history(uuid: str) -> str:
-    return SESSION_HISTORY.format(uuid=uuid)
+def session_history(space: Space) -> str:
+    return SESSION_HISTORY.format(space=space.key)
 
 
-def session_files(uuid: str) -> str:
-    return SESSION_FILES.format(uuid=uuid)
+def session_files(space: Space) -> str:
+    return SESSION_FILES.format(space=space.key)

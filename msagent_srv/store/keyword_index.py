@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
+from ..identity import Space
 from ..ids import random_hex
 from . import keys
 from .connection import translate_errors
@@ -45,7 +46,7 @@ class KeywordIndex:
         self._search = redis.register_script(_SEARCH)
 
     @translate_errors
-    async def add(self, session: str, file: str, chunks: Sequence[tuple[str, dict[int, float]]]) -> None:
+    async def add(self, space: Space, file: str, chunks: Sequence[tuple[str, dict[int, float]]]) -> None:
         """Index chunks: (chunk id, {term: weight})."""
         by_term: dict[int, dict[str, float]] = {}
         for chunk_id, weights in chunks:
@@ -54,35 +55,35 @@ class KeywordIndex:
         all_terms = set(by_term)
         async with self._redis.pipeline(transaction=False) as pipe:
             for term, members in by_term.items():  # one ZADD a term, not one a (term, chunk)
-                pipe.zadd(keys.keyword_term(session, term), members)
+                pipe.zadd(keys.keyword_term(space, term), members)
             if chunks:
                 ids = [chunk_id for chunk_id, _ in chunks]
-                pipe.sadd(keys.keyword_chunks(session), *ids)
-                pipe.sadd(keys.keyword_file_chunks(session, file), *ids)
+                pipe.sadd(keys.keyword_chunks(space), *ids)
+                pipe.sadd(keys.keyword_file_chunks(space, file), *ids)
             if all_terms:
-                pipe.sadd(keys.keyword_file_terms(session, file), *all_terms)
+                pipe.sadd(keys.keyword_file_terms(space, file), *all_terms)
             await pipe.execute()
 
     @translate_errors
-    async def remove_file(self, session: str, file: str) -> None:
-        chunk_key, terms_key = keys.keyword_file_chunks(session, file), keys.keyword_file_terms(session, file)
+    async def remove_file(self, space: Space, file: str) -> None:
+        chunk_key, terms_key = keys.keyword_file_chunks(space, file), keys.keyword_file_terms(space, file)
         chunk_ids = list(await self._redis.smembers(chunk_key))
         terms = list(await self._redis.smembers(terms_key))
         async with self._redis.pipeline(transaction=False) as pipe:
             if chunk_ids:
                 for term in terms:
-                    pipe.zrem(keys.keyword_term(session, term), *chunk_ids)
-                pipe.srem(keys.keyword_chunks(session), *chunk_ids)
+                    pipe.zrem(keys.keyword_term(space, term), *chunk_ids)
+                pipe.srem(keys.keyword_chunks(space), *chunk_ids)
             pipe.delete(chunk_key, terms_key)
             await pipe.execute()
 
     @translate_errors
     async def search(
-        self, session: str, terms: Sequence[int], files: Sequence[str] | None = None, limit: int = 20
+        self, space: Space, terms: Sequence[int], files: Sequence[str] | None = None, limit: int = 20
     ) -> list[tuple[str, float]]:
         unique = list(dict.fromkeys(terms))
-        search_keys = [keys.keyword_scratch(session, random_hex(8)), keys.keyword_chunks(session)]
-        search_keys += [keys.keyword_term(session, t) for t in unique]
-        search_keys += [keys.keyword_file_chunks(session, f) for f in files or []]
+        search_keys = [keys.keyword_scratch(space, random_hex(8)), keys.keyword_chunks(space)]
+        search_keys += [keys.keyword_term(space, t) for t in unique]
+        search_keys += [keys.keyword_file_chunks(space, f) for f in files or []]
         flat = await self._search(keys=search_keys, args=[len(unique), limit])
         return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]

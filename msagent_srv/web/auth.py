@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ..identity import Space
 from ..store.api_keys import ApiKeys
 from .errors import ApiError
 
@@ -101,8 +102,7 @@ def scope(request: web.Request, body: M) -> M:
     return body.model_copy(update={"tenant_id": tenant})  # type: ignore[attr-defined]
 
 
-def tenant_space(request: web.Request, name: str) -> str:
-    """Where the files and session history a caller names `name` live: under its tenant when a tenant key
-    calls, so two tenants using the same uuid_str never meet ('~' cannot occur in either name)."""
-    tenant = tenant_of_caller(request)
-    return name if tenant is None else f"{tenant}~{name}"
+def space_of(request: web.Request, uuid_str: str) -> Space:
+    """Where the files, session history and knowledge a caller names `uuid_str` live: under its tenant
+    when a tenant key calls, so two tenants using the same uuid_str never meet."""
+    return Space(tenant_of_caller(request), uuid_str)

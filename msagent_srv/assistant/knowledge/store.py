@@ -1,4 +1,5 @@
-"""Chunks and their dense vectors in Qdrant: one collection per session (`uuid_str`). Embedded local mode
+"""Chunks and their dense vectors in Qdrant: one collection per Space (tenant + `uuid_str`), named by the
+space's digest, and every point tagged with the space's key and filtered on it. Embedded local mode
 (a directory) by default, a server by URL. (The keyword half of hybrid search lives in Redis.)
 
 The client is synchronous and used from one worker thread: local mode computes in Python and must not
@@ -8,7 +9,6 @@ run on the event loop, and one thread keeps its single-process file lock simple.
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...identity import Space
 from .chunking import Chunk
 
 DENSE = "dense"
@@ -56,13 +57,23 @@ def _single_threaded_blas() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def chunk_id(session: str, file: str, position: int) -> str:
+def chunk_id(space: Space, file: str, position: int) -> str:
     """The chunk's point id: stable, so re-indexing a file overwrites its chunks."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{session}/{file}#{position}"))
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{space.key}/{file}#{position}"))
 
 
-def collection_name(session: str) -> str:
-    return "kb_" + re.sub(r"[^A-Za-z0-9_-]", "_", session)
+def collection_name(space: Space) -> str:
+    return "kb_" + space.digest
+
+
+def _where(space: Space, files: list[str] | None = None) -> Any:
+    """The points of `space` (of `files` among them): a second wall beside the collection per space."""
+    from qdrant_client import models
+
+    must: list[Any] = [models.FieldCondition(key="space", match=models.MatchValue(value=space.key))]
+    if files:
+        must.append(models.FieldCondition(key="file", match=models.MatchAny(any=files)))
+    return models.Filter(must=must)
 
 
 class VectorStore:
@@ -119,20 +130,22 @@ class VectorStore:
             vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
         )
         if self._remote:  # local mode scans payloads anyway (and warns about indexes)
-            self._client.create_payload_index(name, "file", models.PayloadSchemaType.KEYWORD)
+            for field in ("space", "file"):
+                self._client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
         self._known.add(name)
         self._tune_local(name)
 
-    def _upsert(self, session: str, file: str, chunks: list[Chunk], vectors: list[list[float]]) -> None:
+    def _upsert(self, space: Space, file: str, chunks: list[Chunk], vectors: list[list[float]]) -> None:
         from qdrant_client import models
 
-        name = collection_name(session)
+        name = collection_name(space)
         self._ensure(name, len(vectors[0]))
         points = [
             models.PointStruct(
-                id=chunk_id(session, file, chunk.position),
+                id=chunk_id(space, file, chunk.position),
                 vector={DENSE: vector},
                 payload={
+                    "space": space.key,
                     "file": file,
                     "chunk_id": f"{file}#{chunk.position}",
                     "position": chunk.position,
@@ -146,73 +159,50 @@ class VectorStore:
         for start in range(0, len(points), 256):
             self._client.upsert(name, points=points[start : start + 256], wait=True)
 
-    async def upsert(self, session: str, file: str, chunks: list[Chunk], vectors: list[list[float]]) -> None:
+    async def upsert(self, space: Space, file: str, chunks: list[Chunk], vectors: list[list[float]]) -> None:
         if chunks:
-            await self._run(self._upsert, session, file, chunks, vectors)
+            await self._run(self._upsert, space, file, chunks, vectors)
 
-    def _delete_file(self, session: str, file: str) -> None:
+    def _delete_file(self, space: Space, file: str) -> None:
         from qdrant_client import models
 
-        name = collection_name(session)
+        name = collection_name(space)
         if not self._client.collection_exists(name):
             return
-        selector = models.FilterSelector(
-            filter=models.Filter(
-                must=[models.FieldCondition(key="file", match=models.MatchValue(value=file))]
-            )
-        )
+        selector = models.FilterSelector(filter=_where(space, [file]))
         self._client.delete(name, points_selector=selector, wait=True)
 
-    async def delete_file(self, session: str, file: str) -> None:
-        await self._run(self._delete_file, session, file)
-
-    def _count(self, session: str, file: str | None) -> int:
-        from qdrant_client import models
-
-        name = collection_name(session)
-        if not self._client.collection_exists(name):
-            return 0
-        where = (
-            models.Filter(must=[models.FieldCondition(key="file", match=models.MatchValue(value=file))])
-            if file
-            else None
-        )
-        return int(self._client.count(name, count_filter=where, exact=True).count)
-
-    async def count(self, session: str, file: str | None = None) -> int:
-        return await self._run(self._count, session, file)
+    async def delete_file(self, space: Space, file: str) -> None:
+        await self._run(self._delete_file, space, file)
 
     def _search(
-        self, session: str, vector: list[float], files: list[str] | None, limit: int
+        self, space: Space, vector: list[float], files: list[str] | None, limit: int
     ) -> list[tuple[str, float]]:
-        from qdrant_client import models
 
-        name = collection_name(session)
+        name = collection_name(space)
         if not self._client.collection_exists(name):
             return []
-        where = (
-            models.Filter(must=[models.FieldCondition(key="file", match=models.MatchAny(any=files))])
-            if files
-            else None
-        )
+        where = _where(space, files)
         result = self._client.query_points(
             name, query=vector, using=DENSE, limit=limit, query_filter=where, with_payload=False
         )
         return [(str(p.id), float(p.score)) for p in result.points]
 
     async def search(
-        self, session: str, vector: list[float], files: list[str] | None = None, limit: int = 20
+        self, space: Space, vector: list[float], files: list[str] | None = None, limit: int = 20
     ) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the nearest chunks."""
-        return await self._run(self._search, session, vector, files, limit)
+        return await self._run(self._search, space, vector, files, limit)
 
-    def _retrieve(self, session: str, ids: list[str]) -> dict[str, Hit]:
-        name = collection_name(session)
+    def _retrieve(self, space: Space, ids: list[str]) -> dict[str, Hit]:
+        name = collection_name(space)
         if not ids or not self._client.collection_exists(name):
             return {}
         found = {}
         for point in self._client.retrieve(name, ids=ids, with_payload=True, with_vectors=False):
             p = point.payload or {}
+            if p.get("space") != space.key:
+                continue
             found[str(point.id)] = Hit(
                 file=p["file"],
                 chunk_id=p["chunk_id"],
@@ -224,17 +214,8 @@ class VectorStore:
             )
         return found
 
-    async def retrieve(self, session: str, ids: list[str]) -> dict[str, Hit]:
-        return await self._run(self._retrieve, session, ids)
-
-    async def drop(self, session: str) -> None:
-        def drop() -> None:
-            name = collection_name(session)
-            self._known.discard(name)
-            if self._client.collection_exists(name):
-                self._client.delete_collection(name)
-
-        await self._run(drop)
+    async def retrieve(self, space: Space, ids: list[str]) -> dict[str, Hit]:
+        return await self._run(self._retrieve, space, ids)
 
     async def close(self) -> None:
         await self._run(self._client.close)

@@ -1,0 +1,34 @@
+"""Identities that name where state lives, each with one injective encoding.
+
+A `Space` is the (tenant, uuid_str) pair that uploaded files, session history, the keyword index and
+the vectors of a caller's knowledge are kept under. Stores never glue or sanitise names themselves:
+they take a `Space` and use its `key` (Redis) or `digest` (file systems, Qdrant collection names), so
+two different pairs can never share a store, whatever characters they hold."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from urllib.parse import quote
+
+
+@dataclass(frozen=True)
+class Space:
+    tenant: str | None  # None: no API keys are checked, every caller shares the tenant-less spaces
+    uuid_str: str
+
+    @cached_property
+    def key(self) -> str:
+        """Text for Redis keys: the parts percent-encoded (no ':' or '/' remains in either), joined by
+        '/'; a tenant-less space is marked '-', a tenant's 't' + its encoding. Decodable, so injective."""
+        tenant = "-" if self.tenant is None else "t" + quote(self.tenant, safe="")
+        return f"{tenant}/{quote(self.uuid_str, safe='')}"
+
+    @cached_property
+    def digest(self) -> str:
+        """64 hex digits of the key's SHA-256: a bounded, portable name for folders and collections."""
+        return hashlib.sha256(self.key.encode()).hexdigest()
+
+    def __str__(self) -> str:
+        return self.key
