@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from msagent_srv.identity import Space
 from msagent_srv.store import (
     ChatMessage,
     Conflict,
@@ -20,6 +21,7 @@ from msagent_srv.store import (
     StoreUnavailable,
     ToolInstance,
     ToolStatus,
+    keys,
 )
 from msagent_srv.store.embedded import EmbeddedRedis, free_port
 
@@ -92,7 +94,7 @@ async def test_delete_respects_allowed_statuses(store: Store) -> None:
 
 _ALLOCATE_IN_CHILD = """
 import asyncio, json, sys
-from msagent_srv.store import Store
+from msagent_srv.store import Store, keys
 async def main():
     store = Store.open(sys.argv[1], port_range=(21000, 21999))
     ports = await asyncio.gather(*(store.ports.allocate(f"{sys.argv[2]}/{i}") for i in range(25)))
@@ -157,13 +159,13 @@ async def test_ports_and_registry_survive_a_redis_restart(tmp_path) -> None:
     try:
         allocated = await store.ports.allocate("t/a")
         await store.tools.create(instance("calc", "t", port=allocated))
-        await store.sessions.append("s1", [ChatMessage(role="user", content="hi")])
+        await store.sessions.append(Space(None, "s1"), [ChatMessage(role="user", content="hi")])
         server.stop()
         server = EmbeddedRedis(tmp_path, port=port, appendonly=True).start()
         assert await store.ports.owner_of(allocated) == "t/a"
         assert await store.ports.allocate("t/b") != allocated
         assert (await store.tools.get("t", "calc")).port == allocated
-        assert [m.content for m in await store.sessions.get("s1")] == ["hi"]
+        assert [m.content for m in await store.sessions.get(Space(None, "s1"))] == ["hi"]
     finally:
         await store.close()
         server.stop()
@@ -174,16 +176,16 @@ async def test_session_history_keeps_order_cap_and_ttl(redis_url: str) -> None:
     try:
         for i in range(4):
             await store.sessions.append(
-                "u1",
+                Space(None, "u1"),
                 [ChatMessage(role="user", content=f"q{i}"), ChatMessage(role="assistant", content=f"a{i}")],
             )
-        history = await store.sessions.get("u1")
+        history = await store.sessions.get(Space(None, "u1"))
         assert [m.content for m in history] == ["a1", "q2", "a2", "q3", "a3"]
-        assert [m.content for m in await store.sessions.get("u1", last=2)] == ["q3", "a3"]
-        assert 0 < await store.redis.ttl("msagent:session:u1:history") <= 60
-        assert await store.sessions.get("other") == []
-        await store.sessions.clear("u1")
-        assert await store.sessions.length("u1") == 0
+        assert [m.content for m in await store.sessions.get(Space(None, "u1"), last=2)] == ["q3", "a3"]
+        assert 0 < await store.redis.ttl(keys.session_history(Space(None, "u1"))) <= 60
+        assert await store.sessions.get(Space(None, "other")) == []
+        await store.sessions.clear(Space(None, "u1"))
+        assert await store.sessions.length(Space(None, "u1")) == 0
     finally:
         await store.close()
 
@@ -191,28 +193,30 @@ async def test_session_history_keeps_order_cap_and_ttl(redis_url: str) -> None:
 async def test_tool_calls_round_trip_in_history(store: Store) -> None:
     call = {"id": "call_1", "type": "function", "function": {"name": "calc", "arguments": "{}"}}
     await store.sessions.append(
-        "u",
+        Space(None, "u"),
         [
             ChatMessage(role="assistant", content=None, tool_calls=[call]),
             ChatMessage(role="tool", content="2", tool_call_id="call_1"),
         ],
     )
-    first, second = await store.sessions.get("u")
+    first, second = await store.sessions.get(Space(None, "u"))
     assert first.tool_calls == [call] and first.content is None
     assert second.tool_call_id == "call_1"
 
 
 async def test_file_records(store: Store) -> None:
     record = FileRecord(name="a.txt", path="/d/a.txt", size=3, sha256="x")
-    await store.files.put("u", record)
-    await store.files.put("u", FileRecord(name="b.md", path="/d/b.md", size=4, sha256="y"))
-    assert [f.name for f in await store.files.list("u")] == ["a.txt", "b.md"]
-    updated = await store.files.update("u", "a.txt", status="indexed", chunks=7)
-    assert updated.chunks == 7 and (await store.files.get("u", "a.txt")).status.value == "indexed"
-    assert await store.files.delete("u", "a.txt")
+    await store.files.put(Space(None, "u"), record)
+    await store.files.put(Space(None, "u"), FileRecord(name="b.md", path="/d/b.md", size=4, sha256="y"))
+    assert [f.name for f in await store.files.list(Space(None, "u"))] == ["a.txt", "b.md"]
+    updated = await store.files.update(Space(None, "u"), "a.txt", status="indexed", chunks=7)
+    assert (
+        updated.chunks == 7 and (await store.files.get(Space(None, "u"), "a.txt")).status.value == "indexed"
+    )
+    assert await store.files.delete(Space(None, "u"), "a.txt")
     with pytest.raises(NotFound):
-        await store.files.get("u", "a.txt")
-    assert await store.files.list("other") == []
+        await store.files.get(Space(None, "u"), "a.txt")
+    assert await store.files.list(Space(None, "other")) == []
 
 
 async def test_unreachable_redis_fails_fast_with_store_unavailable() -> None:

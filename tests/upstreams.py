@@ -75,7 +75,7 @@ class ScriptedUpstream:
     # -- server ---------------------------------------------------------------------------------------
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        app = web.Application()
+        app = web.Application(client_max_size=64 << 20)  # as large as real model servers take
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/api/v1/services/aigc/text-generation/generation", self._dashscope)

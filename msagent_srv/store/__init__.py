@@ -35,13 +35,14 @@ class Store:
         port_bind_host: str = "127.0.0.1",
         history_cap: int = 200,
         history_ttl: int = 7 * 24 * 3600,
+        history_max_bytes: int = 1 << 20,
     ) -> Store:
         redis = connect(url, timeout)
         return cls(
             redis=redis,
             tools=ToolRegistry(redis),
             ports=PortAllocator(redis, *port_range, bind_host=port_bind_host),
-            sessions=SessionHistory(redis, history_cap, history_ttl),
+            sessions=SessionHistory(redis, history_cap, history_ttl, history_max_bytes),
             files=FileRecords(redis),
         )
 
