@@ -183,6 +183,13 @@ def test_bad_uploads_are_refused_and_lose_nothing(assistant_factory, tmp_path: P
         timeout=30,
     )
     assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "invalid_multipart"
+    nested = requests.post(  # the audit's multipart nested 2,000 deep: a stack overflow and a 500 before
+        service.url + "/v1/files",
+        data=nested_multipart(2000),
+        headers={"Content-Type": "multipart/form-data; boundary=b0"},
+        timeout=30,
+    )
+    assert nested.status_code == 400 and nested.json()["error"]["code"] == "invalid_multipart"
     many = upload(service, "safe", {f"n{i}.txt": b"x" for i in range(21)})  # MSAGENT_UPLOAD_MAX_FILES=20
     assert many.status_code == 400 and many.json()["error"]["code"] == "too_many_files"
     files = listing(service, "safe")
@@ -192,6 +199,21 @@ def test_bad_uploads_are_refused_and_lose_nothing(assistant_factory, tmp_path: P
     written = sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*") if p.is_file())
     assert written == [f"{folder}/router.txt"]
     assert (uploads / folder / "router.txt").read_bytes() == ENGLISH["router.txt"]
+
+
+def nested_multipart(depth: int) -> bytes:
+    """A multipart body whose only part is a multipart, `depth` levels down."""
+    body = (
+        b'--b%d\r\nContent-Disposition: form-data; name="files"; filename="a.txt"\r\n\r\nx\r\n--b%d--\r\n'
+        % (
+            depth,
+            depth,
+        )
+    )
+    for level in range(depth - 1, -1, -1):
+        head = b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (level, level + 1)
+        body = head + body + b"\r\n--b%d--\r\n" % level
+    return body
 
 
 def test_replace_deduplicate_and_delete(kb_assistant: ServiceProcess, upstream: ScriptedUpstream) -> None:

@@ -151,7 +151,11 @@ async def _read_parts(
     staged: list[StagedFile] = []
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
-            continue
+            # A multipart inside a part: skipping it would read it recursively (2,000 levels deep
+            # overflowed the stack). No client nests parts in an upload.
+            raise ApiError(
+                400, "nested multipart parts are not accepted", param="files", code="invalid_multipart"
+            )
         if part.name == "uuid_str":
             session = await _short_field(part)
         elif part.name in ("files", "file"):
