@@ -58,6 +58,7 @@ ENVIRONMENT: dict[str, str] = {
     "tool_manager_url": "TOOL_MANAGER_SERVICE_URL",
     "manager_api_key": "TOOL_MANAGER_API_KEY",
     "allow_private_urls": "MSAGENT_ALLOW_PRIVATE_URLS",
+    "public_urls_only": "MSAGENT_PUBLIC_URLS_ONLY",
     "knowledge": "MSAGENT_KNOWLEDGE",
     "agent_max_turns": "MSAGENT_AGENT_MAX_TURNS",
     "upload_max_mb": "MSAGENT_UPLOAD_MAX_MB",
@@ -157,6 +158,10 @@ class Settings(BaseModel):
     tool_manager_url: str = Field("http://localhost:31511", description="manager for use_tool_api")
     allow_private_urls: bool = Field(
         False, description="let callers' URLs (agent api_base, tool base_url) reach private or loopback hosts"
+    )
+    public_urls_only: bool = Field(
+        False,
+        description="callers' URLs reach public hosts only even when listening on loopback only (behind a proxy)",
     )
     manager_api_key: SecretStr | None = Field(
         None, description="key the assistant sends the manager when its caller brought none of ours"

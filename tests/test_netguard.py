@@ -3,7 +3,7 @@ unless the operator allows it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import requests
@@ -12,7 +12,7 @@ from aiohttp import web
 from msagent_srv.assistant.backends.http1 import Http1Client, HttpError
 from msagent_srv.client import AsyncToolServiceProxy
 from msagent_srv.client.errors import ToolServiceError
-from msagent_srv.netguard import ALLOW_ENV, PrivateAddressRefused, PublicOnlyResolver, is_public
+from msagent_srv.netguard import ALLOW_ENV, NetGuard, PrivateAddressRefused, is_public
 from msagent_srv.tools import ToolError, load_tool
 
 from .helpers import ServiceProcess
@@ -35,7 +35,15 @@ from .upstreams import ScriptedUpstream
         ("fd00::1", False),
         ("fe80::1%eth0", False),
         ("::ffff:127.0.0.1", False),  # loopback behind an IPv4-mapped address
+        ("::7f00:1", False),  # IPv4-compatible
+        ("::ffff:0:7f00:1", False),  # IPv4-translated (SIIT)
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("64:ff9b::808:808", True),  # NAT64 of a public address
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:808:808::1", True),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
         ("224.0.0.1", False),
+        ("not-an-address", False),
     ],
 )
 def test_only_global_unicast_addresses_are_public(address: str, public: bool) -> None:
@@ -44,7 +52,7 @@ def test_only_global_unicast_addresses_are_public(address: str, public: bool) ->
 
 async def test_resolver_and_client_refuse_loopback_names_and_literals() -> None:
     with pytest.raises(PrivateAddressRefused, match="localhost resolves to"):
-        await PublicOnlyResolver().resolve("localhost", 80)
+        await NetGuard().resolve("localhost", 80)
     http = Http1Client(public_only=True)
     pool, path = http.endpoint("http://127.0.0.1:9/v1/chat/completions")
     with pytest.raises(HttpError, match="non-public"):
@@ -95,29 +103,84 @@ async def test_weather_tool_refuses_a_private_base_url_unless_allowed(
     assert await load_tool("amap_weather", cfg).call({"location": "杭州"}) == "杭州市的天气是晴温度是20度。"
 
 
-def lite_with_base(service: ServiceProcess, api_base: str) -> requests.Response:
+def lite_with_base(service: ServiceProcess, api_base: str, server: str = "openai") -> requests.Response:
     return requests.post(
         service.url + "/v1/assistants/lite",
         timeout=60,
-        json={"llm_config": {"model": "m", "model_server": "openai", "api_base": api_base, "api_key": "k"},
+        json={"llm_config": {"model": "m", "model_server": server, "api_base": api_base, "api_key": "k"},
               "messages": [{"role": "user", "content": "hi"}]},
     )  # fmt: skip
 
 
-def test_agent_api_base_must_be_public_unless_allowed(assistant_factory, upstream: ScriptedUpstream) -> None:
-    guarded = assistant_factory(MSAGENT_KNOWLEDGE="false")
-    for base in (upstream.openai_url, "http://localhost:9/v1", "http://[::ffff:127.0.0.1]:9/v1"):
-        refused = lite_with_base(guarded, base)
-        assert refused.status_code == 400, refused.text
-        assert refused.json()["error"]["code"] == "invalid_api_base"
-        assert "non-public" in refused.json()["error"]["message"]
-    assert not upstream.requests  # nothing was sent
+@pytest.fixture
+def other_upstream() -> Iterator[ScriptedUpstream]:
+    """A model server on loopback that the assistant was not configured with (a caller's own)."""
+    server = ScriptedUpstream().start()
+    yield server
+    server.stop()
 
-    upstream.script = ["hello from a private upstream"]
-    trusting = assistant_factory(MSAGENT_KNOWLEDGE="false", MSAGENT_ALLOW_PRIVATE_URLS="true")
-    allowed = lite_with_base(trusting, upstream.openai_url)
+
+def test_agent_api_base_must_be_public_unless_allowed(
+    assistant_factory, other_upstream: ScriptedUpstream
+) -> None:
+    guarded = assistant_factory(MSAGENT_KNOWLEDGE="false", MSAGENT_PUBLIC_URLS_ONLY="true")
+    port = other_upstream.port
+    for base in (
+        other_upstream.openai_url,
+        f"http://localhost:{port}/v1",
+        f"http://[::ffff:127.0.0.1]:{port}/v1",  # IPv4-mapped
+        f"http://[::7f00:1]:{port}/v1",  # IPv4-compatible
+        f"http://[64:ff9b::a9fe:a9fe]:{port}/v1",  # NAT64 of the cloud metadata address
+        f"http://[2002:7f00:1::1]:{port}/v1",  # 6to4
+        f"http://0.0.0.0:{port}/v1",
+    ):
+        for server in ("openai", "dashscope"):
+            refused = lite_with_base(guarded, base, server)
+            assert refused.status_code == 400, (base, refused.text)
+            assert refused.json()["error"]["code"] == "invalid_api_base"
+            assert refused.json()["error"]["param"] == "llm_config.api_base"
+            assert "non-public" in refused.json()["error"]["message"]
+    assert not other_upstream.requests  # nothing was sent
+
+    other_upstream.script = ["hello from a private upstream"]
+    trusting = assistant_factory(
+        MSAGENT_KNOWLEDGE="false", MSAGENT_ALLOW_PRIVATE_URLS="true", MSAGENT_PUBLIC_URLS_ONLY="true"
+    )
+    allowed = lite_with_base(trusting, other_upstream.openai_url)
     assert allowed.status_code == 200, allowed.text
     assert allowed.json()["output"]["response"] == "hello from a private upstream"
+
+
+def test_a_loopback_only_service_lets_callers_use_their_own_local_model(
+    assistant_factory, other_upstream: ScriptedUpstream
+) -> None:
+    """The default (listening on 127.0.0.1, as `msagent-srv up` does): a caller on this host may point an
+    agent at their own vLLM on loopback, through either backend."""
+    local = assistant_factory(MSAGENT_KNOWLEDGE="false")
+    other_upstream.script = ["from my vLLM", "from my DashScope stand-in"]
+    for server, base, expected in (
+        ("openai", other_upstream.openai_url, "from my vLLM"),
+        ("dashscope", other_upstream.dashscope_url, "from my DashScope stand-in"),
+    ):
+        reply = lite_with_base(local, base, server)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["output"]["response"] == expected
+    assert len(other_upstream.requests) == 2
+
+
+def test_upstreams_the_operator_configured_are_allowed_to_callers(
+    assistant_factory, upstream: ScriptedUpstream
+) -> None:
+    """Public-only, yet OPENAI_BASE_URL / DASHSCOPE_HTTP_BASE_URL on loopback may be named as api_base."""
+    guarded = assistant_factory(MSAGENT_KNOWLEDGE="false", MSAGENT_PUBLIC_URLS_ONLY="true")
+    upstream.script = ["configured openai", "configured dashscope"]
+    for server, base, expected in (
+        ("openai", upstream.openai_url, "configured openai"),
+        ("dashscope", upstream.dashscope_url, "configured dashscope"),
+    ):
+        reply = lite_with_base(guarded, base, server)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["output"]["response"] == expected
 
 
 async def test_tools_in_nodes_follow_the_managers_setting(manager_factory, amap_server: str) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from .. import netguard
 from ..serve import StartupError
 from ..settings import Settings
 from ..store import Store
@@ -17,8 +18,8 @@ from ..web.auth import API_KEYS, KeyChecker, auth_middleware, auth_required
 from ..web.envelopes import render_legacy, render_openai
 from ..web.middleware import Renderer, error_middleware
 from . import files_routes, lite_routes, openapi, routes
-from .backends.http1 import Http1Client
-from .backends.router import BackendRouter
+from .backends.http1 import MAX_EVENT_LINE, Http1Client
+from .backends.router import BackendRouter, caller_guard
 from .chat import ChatService
 from .keys import CHAT, KNOWLEDGE, LITE, METRICS, ROUTER, SETTINGS, STORE, TASKS, Knowledge
 from .knowledge.base import KnowledgeBase
@@ -57,18 +58,29 @@ def create_app(settings: Settings) -> web.Application:
             history_cap=settings.session_history_cap,
             history_ttl=settings.session_ttl,
         )
-        # One session for every upstream call; per-request timeouts are set by each backend.
+        # One session for every configured upstream; per-request timeouts are set by each backend.
+        timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout, sock_connect=10)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30),
-            timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout, sock_connect=10),
+            timeout=timeout,
+            read_bufsize=MAX_EVENT_LINE // 2,  # stream lines up to MAX_EVENT_LINE
         )
         http = Http1Client(connect_timeout=10)
-        # upstreams that callers name themselves (an agent's api_base) must be public hosts
-        caller_http = Http1Client(connect_timeout=10, public_only=not settings.allow_private_urls)
+        # URLs that callers name themselves (an agent's api_base, a tool's base_url) go through the guard:
+        # its aiohttp session (SDKs, in-process tools) and a guarded model client.
+        guard = caller_guard(settings)
+        netguard.install(guard)
+        caller_session = guard.session(
+            timeout=timeout,
+            read_bufsize=MAX_EVENT_LINE // 2,
+            connector_options={"limit": 256, "limit_per_host": 64, "keepalive_timeout": 30},
+        )
+        caller_http = Http1Client(connect_timeout=10, guard=guard)
         try:
             router = BackendRouter(settings, session, http)
         except ValueError as exc:
             await session.close()
+            await caller_session.close()
             await store.close()
             raise StartupError(f"bad upstream address: {exc}") from None
         await router.start()
@@ -81,17 +93,22 @@ def create_app(settings: Settings) -> web.Application:
         except VectorStoreLocked as exc:
             await router.close()
             await session.close()
+            await caller_session.close()
             await http.close()
             await store.close()
             raise StartupError(str(exc)) from None
         app[KNOWLEDGE] = Knowledge(knowledge, knowledge_off_reason(settings))
-        app[LITE] = LiteAgentService(settings, app[CHAT], router, session, caller_http, store, knowledge)
+        app[LITE] = LiteAgentService(
+            settings, app[CHAT], router, caller_session, caller_http, store, knowledge
+        )
         yield
         await app[TASKS].close()
         if knowledge is not None:
             await knowledge.close()
         await router.close()
         await session.close()
+        await caller_session.close()
+        netguard.install(None)
         await http.close()
         await caller_http.close()
         await store.close()

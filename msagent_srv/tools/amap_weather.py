@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from ..netguard import PublicOnlyResolver, ensure_public_url, private_allowed
+from .. import netguard
 from .base import Tool, ToolError
 
 DEFAULT_BASE_URL = "https://restapi.amap.com"
@@ -15,7 +15,8 @@ DEFAULT_BASE_URL = "https://restapi.amap.com"
 
 class AmapWeather(Tool):
     """tool_cfg: `token` (else env AMAP_TOKEN), `base_url` (else env AMAP_BASE_URL), `timeout` (s).
-    The base URL must name a public host unless MSAGENT_ALLOW_PRIVATE_URLS=true: tool_cfg comes from callers."""
+    tool_cfg comes from callers: its base URL goes through the process's guard (netguard), so it must name a
+    public host unless the operator allows others; AMAP_BASE_URL is the operator's and always allowed."""
 
     name = "amap_weather"
     description = "获取对应城市的天气数据 (current weather of a Chinese city, by name or adcode)"
@@ -34,18 +35,15 @@ class AmapWeather(Tool):
         token = self.cfg.get("token") or os.environ.get("AMAP_TOKEN")
         if not token:
             raise ToolError("no AMap key: set tool_cfg.token or the AMAP_TOKEN environment variable")
-        base = str(self.cfg.get("base_url") or os.environ.get("AMAP_BASE_URL") or DEFAULT_BASE_URL).rstrip(
-            "/"
-        )
-        timeout = aiohttp.ClientTimeout(total=float(self.cfg.get("timeout", 10)))
-        connector = None
-        if not private_allowed():
-            try:
-                await ensure_public_url(base)
-            except OSError as exc:
-                raise ToolError(f"AMap base URL refused: {exc}") from None
-            connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver())
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        configured = os.environ.get("AMAP_BASE_URL") or DEFAULT_BASE_URL  # the operator's: trusted
+        base = str(self.cfg.get("base_url") or configured).rstrip("/")
+        timeout = aiohttp.ClientTimeout(total=float(self.cfg.get("timeout", 10)), sock_connect=10)
+        guard = netguard.current().trusting(configured)
+        try:
+            await guard.check_url(base)
+        except OSError as exc:  # InvalidUrl, PrivateAddressRefused, a name that does not resolve
+            raise ToolError(f"AMap base URL refused: {exc}") from None
+        async with guard.session(timeout=timeout) as session:
             adcode = location if location.isdigit() else await self._adcode(session, base, token, location)
             data = await self._get(session, f"{base}/v3/weather/weatherInfo", {"city": adcode, "key": token})
         lives = data.get("lives") or []
@@ -70,6 +68,8 @@ class AmapWeather(Tool):
                 if response.status != 200:
                     raise ToolError(f"AMap answered HTTP {response.status}")
                 data = await response.json(content_type=None)
+        except netguard.RedirectRefused as exc:
+            raise ToolError(f"AMap refused: {exc}") from None
         except aiohttp.ClientConnectorError as exc:
             raise ToolError(f"AMap unreachable: {exc.os_error}") from None
         except (aiohttp.ClientError, TimeoutError) as exc:

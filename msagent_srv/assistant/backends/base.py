@@ -10,8 +10,9 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from ...netguard import InvalidUrl, PrivateAddressRefused, RedirectRefused
 from ..protocol import Usage
-from .http1 import HttpError
+from .http1 import HttpError, HttpRefused, HttpReplyTooLarge
 
 
 class UpstreamError(Exception):
@@ -33,15 +34,35 @@ def upstream_status(status: int) -> int:
     return 502
 
 
+def _refusal(exc: BaseException) -> BaseException | None:
+    """The guard's refusal behind a client error (aiohttp wraps it as the connection error's cause)."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return None
+        if isinstance(seen, (PrivateAddressRefused, InvalidUrl, HttpRefused)):
+            return seen
+        seen = getattr(seen, "os_error", None) or seen.__cause__
+    return None
+
+
 @contextlib.contextmanager
 def transport_errors(backend: str) -> Iterator[None]:
-    """Timeouts and connection failures of an upstream call as UpstreamError (504 / 502)."""
+    """Timeouts and connection failures of an upstream call as UpstreamError (504 / 502); the guard's
+    refusal of a caller's URL as 400, a redirect (never followed) or an over-long reply as 502."""
     try:
         yield
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
         raise UpstreamError(504, f"upstream {backend} timed out", "upstream_timeout") from None
-    except (aiohttp.ClientError, HttpError) as exc:
-        detail = str(exc) if isinstance(exc, HttpError) else exc.__class__.__name__
+    except RedirectRefused as exc:
+        raise UpstreamError(502, f"upstream {backend} {exc}", "upstream_redirect") from None
+    except HttpReplyTooLarge as exc:
+        raise UpstreamError(502, f"upstream {backend} refused: {exc}", "upstream_bad_reply") from None
+    except (aiohttp.ClientError, HttpError, OSError) as exc:
+        refusal = _refusal(exc)
+        if refusal is not None:
+            raise UpstreamError(400, f"api_base refused: {refusal}", "invalid_api_base") from None
+        detail = exc.__class__.__name__ if isinstance(exc, aiohttp.ClientError) else str(exc)
         raise UpstreamError(
             502, f"upstream {backend} unreachable: {detail}", "upstream_unreachable"
         ) from None

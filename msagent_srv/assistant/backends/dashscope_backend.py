@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
+from aiohttp.http_exceptions import LineTooLong
 
+from ...netguard import origin
 from ..protocol import Usage
 from .base import (
     Generation,
@@ -54,12 +57,14 @@ class DashScopeBackend:
         api_key: str | None = None,
         timeout: float = 120.0,
     ) -> None:
+        """Raises InvalidUrl (a ValueError) when base_url is not a usable http(s) URL."""
         self.session, self.base_url, self.api_key, self.timeout = (
             session,
             base_url or DEFAULT_BASE_URL,
             api_key,
             timeout,
         )
+        origin(self.base_url)
 
     def _arguments(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
         arguments: dict[str, Any] = {
@@ -130,10 +135,21 @@ class DashScopeBackend:
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         from dashscope import AioGeneration
 
-        with transport_errors(self.name):
+        with transport_errors(self.name), _line_limit(self.name):
             responses = await AioGeneration.call(**self._arguments(request, True))
             async for response in responses:
                 yield self._translate(response, request, final=False)
 
     async def close(self) -> None:
         """The session belongs to the app."""
+
+
+@contextlib.contextmanager
+def _line_limit(backend: str) -> Iterator[None]:
+    """aiohttp refuses a stream line beyond twice its read buffer (the sessions' `read_bufsize`)."""
+    try:
+        yield
+    except LineTooLong:
+        raise UpstreamError(
+            502, f"upstream {backend} refused: it sent an over-long event line", "upstream_bad_reply"
+        ) from None

@@ -14,15 +14,24 @@ import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-from ...netguard import public_addresses
+from ...netguard import InvalidUrl, NetGuard, PrivateAddressRefused, origin
 
 _MAX_HEAD = 64 << 10  # bytes of status line + headers we accept
 _MAX_BUFFER = 1 << 20  # pause reading from the socket beyond this much unread data
 _MAX_BODY = 64 << 20  # no model reply is this large; an upstream sending more is refused
+MAX_EVENT_LINE = 1 << 20  # longest line of a streamed reply (one server-sent event's data) we accept
 
 
 class HttpError(Exception):
     """The connection failed or the upstream broke the protocol."""
+
+
+class HttpRefused(HttpError):
+    """The guard refused the address (a caller's URL that leads to a non-public host)."""
+
+
+class HttpReplyTooLarge(HttpError):
+    """The upstream sent more than we read: an over-long line, an over-large body."""
 
 
 class HttpTimeout(HttpError, TimeoutError):
@@ -154,7 +163,7 @@ class Http1Response:
         async for piece in self._framed_pieces():
             total += len(piece)
             if total > _MAX_BODY:
-                raise HttpError(f"upstream reply is over {_MAX_BODY >> 20} MB")
+                raise HttpReplyTooLarge(f"upstream reply is over {_MAX_BODY >> 20} MB")
             yield piece
 
     async def _framed_pieces(self) -> AsyncIterator[bytes]:
@@ -167,13 +176,21 @@ class Http1Response:
                 except ValueError:
                     raise HttpError("upstream sent a malformed chunk size") from None
                 if size > _MAX_BODY:
-                    raise HttpError("upstream sent an over-large chunk")
+                    raise HttpReplyTooLarge("upstream sent an over-large chunk")
                 if size == 0:
                     while await connection.read_until(b"\r\n", deadline) != b"\r\n":
                         pass  # trailers: not used
                     break
-                piece = await connection.read_exactly(size + 2, deadline)
-                yield piece[:-2]
+                while size > 0:  # the chunk as it arrives: memory stays bounded by the socket buffer
+                    if not connection.buffer:
+                        await connection._more(deadline)
+                        continue
+                    piece = bytes(connection.buffer[:size])
+                    del connection.buffer[: len(piece)]
+                    size -= len(piece)
+                    yield piece
+                if await connection.read_exactly(2, deadline) != b"\r\n":
+                    raise HttpError("upstream sent a malformed chunk")
         elif self._remaining is not None:
             while self._remaining > 0:
                 if connection.buffer:
@@ -201,16 +218,26 @@ class Http1Response:
             return body
         return b"".join([piece async for piece in self._pieces()])
 
-    async def iter_lines(self) -> AsyncIterator[bytes]:
-        """Body lines without their line ending (Server-Sent Events are line-oriented)."""
-        pending = b""
+    async def iter_lines(self, max_line: int = MAX_EVENT_LINE) -> AsyncIterator[bytes]:
+        """Body lines without their line ending (Server-Sent Events are line-oriented); a line longer than
+        `max_line` bytes ends the reply with HttpReplyTooLarge, so no upstream can make us buffer more."""
+        pending = bytearray()
         async for piece in self._pieces():
+            searched = len(pending)  # pending holds no line break
             pending += piece
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                yield line.rstrip(b"\r")
+            start = 0
+            while (end := pending.find(b"\n", searched)) >= 0:
+                if end - start > max_line:
+                    break
+                yield bytes(pending[start : end - 1 if end > start and pending[end - 1] == 13 else end])
+                start = searched = end + 1
+            if start:
+                del pending[:start]
+            line_end = pending.find(b"\n")
+            if (line_end if line_end >= 0 else len(pending)) > max_line:
+                raise HttpReplyTooLarge(f"upstream sent a line over {max_line} bytes")
         if pending:
-            yield pending
+            yield bytes(pending)
 
     def release(self) -> None:
         """Hand the connection back for reuse if the exchange completed cleanly, else close it."""
@@ -254,9 +281,9 @@ class Http1Pool:
         limit: int,
         connect_timeout: float,
         keepalive: float,
-        public_only: bool = False,
+        guard: NetGuard | None = None,
     ) -> None:
-        self.tls, self.host, self.port, self.public_only = tls, host, port, public_only
+        self.tls, self.host, self.port, self.guard = tls, host, port, guard
         host_header = f"[{host}]" if ":" in host else host
         self.host_header = host_header if port == (443 if tls else 80) else f"{host_header}:{port}"
         self.connect_timeout, self.keepalive = connect_timeout, keepalive
@@ -317,8 +344,9 @@ class Http1Pool:
             if not connection.closed and now - connection.idle_since < self.keepalive:
                 return connection, True
             connection.close()
+        timeout = max(0.0, min(self.connect_timeout, deadline - loop.time()))
         try:
-            _, connection = await asyncio.wait_for(
+            transport, connection = await asyncio.wait_for(
                 loop.create_connection(
                     lambda: _Connection(loop),
                     await self._address(),
@@ -326,20 +354,28 @@ class Http1Pool:
                     ssl=self._ssl,
                     server_hostname=self.host if self.tls else None,
                 ),
-                timeout=max(0.0, min(self.connect_timeout, deadline - loop.time())),
+                timeout=timeout,
             )
         except (asyncio.TimeoutError, TimeoutError):
             raise HttpTimeout(f"connecting to {self.host}:{self.port} timed out") from None
+        except PrivateAddressRefused as exc:
+            raise HttpRefused(str(exc)) from None
         except OSError as exc:
             raise HttpError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
+        if self.guard is not None:
+            try:  # the socket's actual peer, whatever happened between lookup and connect
+                self.guard.check_peer(transport.get_extra_info("peername"))
+            except PrivateAddressRefused as exc:
+                connection.close()
+                raise HttpRefused(str(exc)) from None
         return connection, False
 
     async def _address(self) -> str:
-        """The host to connect to: for public-only pools, an address checked to be public (pinned, so a
-        second lookup cannot answer differently)."""
-        if not self.public_only:
+        """The host to connect to: for guarded pools, an address the guard checked (pinned, so a second
+        lookup cannot answer differently)."""
+        if self.guard is None:
             return self.host
-        return (await public_addresses(self.host, self.port))[0][1]
+        return (await self.guard.resolve(self.host, self.port))[0][1]
 
     async def _read_head(self, connection: _Connection, deadline: float) -> Http1Response:
         while True:
@@ -387,20 +423,24 @@ class Http1Client:
         keepalive: float = 30.0,
         max_origins: int = 64,
         public_only: bool = False,
+        guard: NetGuard | None = None,
     ) -> None:
-        """`public_only`: connect only to public addresses (for upstreams a caller named)."""
-        self.public_only = public_only
+        """`guard`: connect only where it allows (for upstreams a caller named); `public_only`: a guard
+        that allows public addresses only."""
+        self.guard = guard if guard is not None else (NetGuard() if public_only else None)
         self.limit, self.connect_timeout, self.keepalive = limit_per_origin, connect_timeout, keepalive
         self.max_origins = max_origins  # agents may name their own api_base: keep the pool count bounded
         self._pools: dict[tuple[bool, str, int], Http1Pool] = {}
 
     def endpoint(self, url: str) -> tuple[Http1Pool, str]:
         """The pool for `url`'s origin and the URL's path, for callers to resolve once."""
+        try:
+            scheme, host, port = origin(url)
+        except InvalidUrl as exc:
+            raise InvalidUrl(f"{exc}: {url[:200]!r}") from None
+        tls = scheme == "https"
+        key = (tls, host, port)
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        tls = parts.scheme == "https"
-        key = (tls, parts.hostname, parts.port or (443 if tls else 80))
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = Http1Pool(
@@ -408,7 +448,7 @@ class Http1Client:
                 limit=self.limit,
                 connect_timeout=self.connect_timeout,
                 keepalive=self.keepalive,
-                public_only=self.public_only,
+                guard=self.guard,
             )
             if len(self._pools) > self.max_origins:
                 self._pools.pop(next(iter(self._pools))).close()

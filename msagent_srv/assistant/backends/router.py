@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
+from ...netguard import NetGuard
 from ...settings import Settings
+from ...web.auth import LOOPBACK
 from .base import Backend
 from .dashscope_backend import DashScopeBackend
 from .http1 import Http1Client
@@ -80,3 +82,20 @@ def ollama_url(host: str) -> str:
     if "://" not in host:
         host = "http://" + host
     return host + "/v1"
+
+
+def upstream_urls(settings: Settings) -> list[str]:
+    """The upstreams the operator configured (allowed to callers whatever addresses they have)."""
+    urls = [settings.openai_base_url, ollama_url(settings.ollama_host), settings.dashscope_base_url]
+    return urls + ([settings.embedding_base_url] if settings.embedding_base_url else [])
+
+
+def private_urls_allowed(settings: Settings) -> bool:
+    """Callers' URLs may reach private addresses: by the operator's choice, or when the service listens on
+    loopback only (the rule that also leaves API keys off) and the operator did not ask for public only."""
+    return settings.allow_private_urls or (settings.host in LOOPBACK and not settings.public_urls_only)
+
+
+def caller_guard(settings: Settings) -> NetGuard:
+    """The guard for every URL a caller chooses (an agent's api_base, a tool's base_url)."""
+    return NetGuard(allow_private=private_urls_allowed(settings), trusted_urls=upstream_urls(settings))
