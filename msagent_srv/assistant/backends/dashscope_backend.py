@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from aiohttp.http_exceptions import LineTooLong
 
-from ...netguard import origin
+from ...netguard import InvalidUrl, origin
 from ..protocol import Usage
 from .base import (
     Generation,
@@ -64,7 +64,10 @@ class DashScopeBackend:
             api_key,
             timeout,
         )
-        origin(self.base_url)
+        try:
+            origin(self.base_url)
+        except InvalidUrl as exc:
+            raise InvalidUrl(f"base URL (api_base) refused: {exc}") from None
 
     def _arguments(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
         arguments: dict[str, Any] = {

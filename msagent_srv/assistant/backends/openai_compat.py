@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
+from ...netguard import InvalidUrl
 from .base import (
     Generation,
     GenerationChunk,
@@ -40,7 +41,10 @@ class OpenAICompatibleBackend:
     ) -> None:
         self.name = name
         self.base_url, self.api_key = base_url.rstrip("/"), api_key
-        self.pool, path = client.endpoint(self.base_url + "/chat/completions")
+        try:
+            self.pool, path = client.endpoint(self.base_url + "/chat/completions")
+        except InvalidUrl as exc:
+            raise InvalidUrl(f"base URL (api_base) refused: {exc}") from None
         self.path = path
         self.needs_key = needs_key
         self.timeout = timeout
