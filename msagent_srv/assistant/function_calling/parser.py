@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...ids import random_hex
 from ..protocol import ToolDefinition
-
-_ACTION = re.compile(r"(?:^|\n)[ \t>*#]*Action[ \t]*[:：][ \t]*", re.IGNORECASE)
-_ACTION_INPUT = re.compile(r"\n?[ \t>*#]*Action[ _]Input[ \t]*[:：][ \t]*", re.IGNORECASE)
-_OBSERVATION = re.compile(r"\n?[ \t]*Observation[ \t]*[:：]", re.IGNORECASE)
-_FINAL_ANSWER = re.compile(r"(?:^|\n)[ \t]*Final[ _]Answer[ \t]*[:：][ \t]*", re.IGNORECASE)
-_THOUGHT = re.compile(r"^[ \t]*Thought[ \t]*[:：][ \t]*", re.IGNORECASE)
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)\s*```", re.DOTALL)
+from .repair import repair_json
+from .stream import ACTION_INPUT, OBSERVATION, ToolCallStream
 
 
 def new_call_id() -> str:
@@ -34,56 +27,7 @@ class ParsedCall:
 class ParsedReply:
     content: str | None
     calls: list[ParsedCall]
-
-
-def _balanced_object(text: str) -> str | None:
-    """The first {...} in `text`, matched with attention to strings; unclosed braces are closed."""
-    start = text.find("{")
-    if start < 0:
-        return None
-    depth, in_string, escaped = 0, False, False
-    for i in range(start, len(text)):
-        ch = text[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start : i + 1]
-    return text[start:] + ('"' if in_string else "") + "}" * depth
-
-
-def repair_json(text: str) -> dict[str, Any] | None:
-    """A JSON object from text that may be fenced, trailed by chatter or slightly broken."""
-    fenced = _FENCE.search(text)
-    candidate = _balanced_object(fenced.group(1) if fenced else text)
-    if candidate is None:
-        return None
-    attempts = [candidate, re.sub(r",\s*([}\]])", r"\1", candidate)]
-    for attempt in attempts:
-        try:
-            value = json.loads(attempt, strict=False)  # raw newlines inside strings are common
-        except json.JSONDecodeError:
-            continue
-        return value if isinstance(value, dict) else None
-    try:  # Python-style literals: single quotes, True/False/None
-        value = ast.literal_eval(
-            re.sub(
-                r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", attempts[1]))
-            )
-        )
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
+    reasoning: str | None = None  # the model's `Thought:`, apart from what the user is told
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -138,7 +82,7 @@ class ToolCallParser:
         schema = self.schemas[name]
         args = repair_json(raw_input)
         if args is None:
-            text = _OBSERVATION.split(raw_input, 1)[0].strip()
+            text = OBSERVATION.split(raw_input, 1)[0].strip()
             required = schema.get("required") or []
             if text and "{" not in text and len(required) == 1:  # a bare value for a one-argument tool
                 args = {required[0]: text}
@@ -148,38 +92,35 @@ class ToolCallParser:
                 return None
         if check_arguments(schema, args) is not None:
             return None
-        return ParsedCall(name=name, arguments=json.dumps(args, ensure_ascii=False))
+        try:  # no NaN or Infinity (1e999 reads as inf): they are not JSON
+            arguments = json.dumps(args, ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            return None
+        return ParsedCall(name=name, arguments=arguments)
 
     def parse(self, text: str, *, parallel: bool = True) -> ParsedReply:
-        """Content before the first Action, and the calls; unparseable output is all content."""
-        text = _OBSERVATION.split(text, 1)[0] if _ACTION.search(text) else text
-        segments = _ACTION.split(text)
-        head = segments[0]
+        """Content before the first Action, the thought and the calls; unparseable output is all content.
+        The same scanner as a stream's, fed the whole text: a reply reads the same streamed or not."""
+        scanner = ToolCallStream(self, parallel=parallel)
+        content: list[str] = []
+        reasoning: list[str] = []
         calls: list[ParsedCall] = []
-        for segment in segments[1:]:
-            pieces = _ACTION_INPUT.split(segment, 1)
-            if len(pieces) < 2:
-                continue  # an Action without its input
-            call = self.parse_call(pieces[0].split("\n", 1)[0], pieces[1])
-            if call is not None:
-                calls.append(call)
-            if calls and not parallel:
-                break
-        if not calls:
-            return ParsedReply(content=clean_content(text), calls=[])
-        return ParsedReply(content=clean_content(head) or None, calls=calls)
+        for event in scanner.feed(text) + scanner.finish():
+            if event.content is not None:
+                content.append(event.content)
+            if event.reasoning is not None:
+                reasoning.append(event.reasoning)
+            if event.call is not None:
+                calls.append(event.call)
+        joined = "".join(content)
+        return ParsedReply(
+            content=(joined or None) if calls else joined, calls=calls, reasoning="\n".join(reasoning) or None
+        )
 
     def parse_named(self, name: str, text: str) -> ParsedCall | None:
         """The arguments of `name` when the model wrote only them (as after a prefilled `Action: name`)."""
-        body = _ACTION_INPUT.split(text, 1)[-1]
+        action_input = ACTION_INPUT.search(text)
+        body = text[action_input.end() :] if action_input else text
         if repair_json(body) is None:
             return None
         return self.parse_call(name, body)
-
-
-def clean_content(text: str) -> str:
-    """Model text as the user should see it: a Final Answer label and a leading Thought label dropped."""
-    final = _FINAL_ANSWER.split(text)
-    if len(final) > 1:
-        return final[-1].strip()
-    return _THOUGHT.sub("", text.strip()).strip()
