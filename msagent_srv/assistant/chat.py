@@ -161,11 +161,12 @@ class ChatService:
             generation = await self._generate(plan, upstream)
             usage = _add(usage, self._usage(generation, upstream.messages))
             parsed = self._parse(plan, generation.text)
-        content = generation.text if self.settings.legacy_transcript_content else parsed.content
+        legacy = self.settings.legacy_transcript_content
+        content = generation.text if legacy else parsed.content
         finish = (
             "tool_calls" if parsed.calls else ("length" if generation.finish_reason == "length" else "stop")
         )
-        return self._reply(plan, content, parsed.calls, finish, usage)
+        return self._reply(plan, content, parsed.calls, finish, usage, None if legacy else parsed.reasoning)
 
     async def _generate(self, plan: ChatPlan, request: GenerationRequest) -> Generation:
         """One upstream call, measured."""
@@ -218,7 +219,13 @@ class ChatService:
         return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
     def _reply(
-        self, plan: ChatPlan, content: str | None, calls: list[ParsedCall], finish: str, usage: Usage
+        self,
+        plan: ChatPlan,
+        content: str | None,
+        calls: list[ParsedCall],
+        finish: str,
+        usage: Usage,
+        reasoning: str | None = None,
     ) -> ChatCompletion:
         # built from values this server made itself: construct, skip validation (a hot path)
         tool_calls = [
@@ -231,8 +238,8 @@ class ChatService:
         ]
         text = content if (content or not calls) else None
         message = AssistantMessage.model_construct(
-            role="assistant", content="" if text is None and not calls else text, refusal=None,
-            tool_calls=tool_calls or None,
+            role="assistant", content="" if text is None and not calls else text, reasoning_content=reasoning,
+            refusal=None, tool_calls=tool_calls or None,
         )  # fmt: skip
         return ChatCompletion.model_construct(
             id=completion_id(),
@@ -303,25 +310,34 @@ class ChatService:
         parser = (
             ToolCallStream(plan.parser, parallel=plan.request.parallel_tool_calls) if plan.use_tools else None
         )
-        hold_content = plan.required  # prose is not the answer when a call is required
-        held: list[str] = []
+        # while a call is required nothing goes out before the first call: a re-ask may replace it all
+        holding = plan.required
+        held: list[StreamEvent] = []
         text, finish, usage = [], "stop", None
         call_index = 0
 
-        def translate(events: list[StreamEvent]) -> list[ChatCompletionChunk]:
-            """Parser events as chunks; prose is held back while a call is required."""
+        def chunks_of(events: list[StreamEvent]) -> list[ChatCompletionChunk]:
             nonlocal call_index
             chunks: list[ChatCompletionChunk] = []
             for event in events:
+                if event.reasoning is not None:
+                    chunks.append(chunk(Delta(reasoning_content=event.reasoning)))
                 if event.content is not None:
-                    if hold_content:
-                        held.append(event.content)
-                    else:
-                        chunks.append(chunk(Delta(content=event.content)))
+                    chunks.append(chunk(Delta(content=event.content)))
                 if event.call is not None:
                     chunks.extend(chunk(d) for d in _call_deltas(event.call, call_index))
                     call_index += 1
             return chunks
+
+        def translate(events: list[StreamEvent]) -> list[ChatCompletionChunk]:
+            nonlocal holding
+            if not holding:
+                return chunks_of(events)
+            held.extend(events)
+            if not any(event.call is not None for event in events):
+                return []
+            holding = False
+            return chunks_of(held)
 
         async for piece in self._stream_upstream(plan, upstream):
             text.append(piece.text)
@@ -335,34 +351,31 @@ class ChatService:
             if parser.done:
                 break  # leaving the loop closes the upstream request: generation stops here
         closing: list[ChatCompletionChunk] = []
+        retry_usage: Usage | None = None
         if parser is not None:
             closing += translate(parser.finish())
             if plan.required and call_index == 0:
-                upstream.messages = [
-                    *upstream.messages,
-                    {"role": "assistant", "content": "".join(text)},
-                    {"role": "user", "content": REASK[plan.language]},
-                ]
-                named = plan.parser.parse_named(plan.named, "".join(text)) if plan.named else None
-                if named is not None:
-                    parsed = ParsedReply(content=None, calls=[named])
-                else:
-                    retry = await self._generate(plan, upstream)
-                    parsed = self._parse(plan, retry.text)
-                for call in parsed.calls:
-                    closing.extend(chunk(d) for d in _call_deltas(call, call_index))
-                    call_index += 1
+                # as the whole reply has it: the first answer is dropped, the model is asked again
+                parsed = self._parse(plan, "".join(text))
                 if not parsed.calls:
-                    held.append(parsed.content or "")
-            if held and call_index == 0:
-                closing.append(chunk(Delta(content="".join(held))))
+                    upstream.messages = [
+                        *upstream.messages,
+                        {"role": "assistant", "content": "".join(text)},
+                        {"role": "user", "content": REASK[plan.language]},
+                    ]
+                    retry = await self._generate(plan, upstream)
+                    retry_usage = self._usage(retry, upstream.messages)
+                    parsed = self._parse(plan, retry.text)
+                closing += chunks_of(
+                    [StreamEvent(reasoning=parsed.reasoning), StreamEvent(content=parsed.content or None)]
+                    + [StreamEvent(call=call) for call in parsed.calls]
+                )
         closing.append(
             chunk(Delta(), "tool_calls" if call_index else ("length" if finish == "length" else "stop"))
         )
         if plan.request.stream_options and plan.request.stream_options.include_usage:
-            closing.append(
-                usage_chunk(self._usage(Generation(text="".join(text), usage=usage), upstream.messages))
-            )
+            streamed = self._usage(Generation(text="".join(text), usage=usage), upstream.messages)
+            closing.append(usage_chunk(_add(streamed, retry_usage) if retry_usage else streamed))
         yield closing
 
     async def _native_stream(

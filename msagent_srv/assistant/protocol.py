@@ -145,6 +145,15 @@ class ChatCompletionRequest(Lenient):
 
 
 # -- reply -----------------------------------------------------------------------------------------------
+def _unset(value: object) -> bool:
+    return value is None
+
+
+def omitted() -> Any:
+    """A key OpenAI leaves out when it has no value (clients such as the SDK's stream helper rely on it)."""
+    return Field(default=None, exclude_if=_unset)
+
+
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -154,6 +163,8 @@ class Usage(BaseModel):
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    # the model's thought before its calls, where vLLM and DeepSeek put it
+    reasoning_content: str | None = omitted()
     refusal: None = None
     tool_calls: list[ToolCall] | None = None
 
@@ -176,21 +187,22 @@ class ChatCompletion(BaseModel):
 
 
 class ToolCallDeltaFunction(BaseModel):
-    name: str | None = None
-    arguments: str | None = None
+    name: str | None = omitted()
+    arguments: str | None = omitted()
 
 
 class ToolCallDelta(BaseModel):
     index: int
-    id: str | None = None
-    type: Literal["function"] | None = None
+    id: str | None = omitted()
+    type: Literal["function"] | None = omitted()
     function: ToolCallDeltaFunction
 
 
 class Delta(BaseModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-    tool_calls: list[ToolCallDelta] | None = None
+    role: Literal["assistant"] | None = omitted()
+    content: str | None = omitted()
+    reasoning_content: str | None = omitted()
+    tool_calls: list[ToolCallDelta] | None = omitted()
 
 
 class ChunkChoice(BaseModel):
@@ -206,7 +218,7 @@ class ChatCompletionChunk(BaseModel):
     created: int
     model: str
     choices: list[ChunkChoice]
-    usage: Usage | None = None
+    usage: Usage | None = omitted()  # only on the last chunk, when stream_options.include_usage asks for it
     system_fingerprint: str | None = None
 
 
@@ -237,6 +249,9 @@ class ErrorResponse(BaseModel):
 
 # -- /v1/assistants/lite ----------------------------------------------------------------------------------
 SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+# Any text names a session (`user@example.com`, `张三`), as with the original servers: stores key it by
+# identity.Space, never by gluing it into a name.
+UuidStr = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class AgentConfig(Lenient):
@@ -264,7 +279,7 @@ class LiteAgentRequest(Lenient):
     agent_config: AgentConfig = Field(default_factory=AgentConfig)
     llm_config: LLMConfig = Field(default_factory=LLMConfig)
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
-    uuid_str: SafeId = "default"
+    uuid_str: UuidStr = "default"
     stream: bool = False
     stream_format: Literal["text", "sse"] = "text"
     use_knowledge: bool = False
@@ -274,5 +289,5 @@ class LiteAgentRequest(Lenient):
 
 
 class FileRef(Lenient):
-    uuid_str: SafeId
+    uuid_str: UuidStr
     name: str | None = None
