@@ -9,7 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from msagent_srv.assistant.backends.http1 import Http1Client, HttpError, HttpTimeout
+from msagent_srv.assistant.backends.http1 import (
+    MAX_EVENT_LINE,
+    Http1Client,
+    HttpError,
+    HttpReplyTooLarge,
+    HttpTimeout,
+)
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -265,3 +271,75 @@ async def test_refused_connection_and_header_injection_are_errors(client: Http1C
         await post(client, url)
     with pytest.raises(ValueError):
         client.endpoint("ftp://example.com/v1")
+
+
+async def stream_lines(client: Http1Client, handler: Handler, max_line: int) -> list[bytes]:
+    async with RawServer(handler) as url:
+        pool, path = client.endpoint(url)
+        async with pool.post(path, b"{}", {}, 10) as response:
+            return [line async for line in response.iter_lines(max_line)]
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+async def test_a_line_over_the_cap_ends_the_stream(client: Http1Client, framing: str) -> None:
+    body = b"data: short\r\n\r\ndata: " + b"x" * 5000 + b"\n\ndata: [DONE]\n\n"
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        if framing == "length":
+            writer.write(answer(body))
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, len(body), 333):
+            piece = body[start : start + 333]
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+
+    lines = await stream_lines(client, handler, 5006)  # the long line fits exactly
+    assert lines == [b"data: short", b"", b"data: " + b"x" * 5000, b"", b"data: [DONE]", b""]
+    with pytest.raises(HttpReplyTooLarge, match="over 5005 bytes"):
+        await stream_lines(client, handler, 5005)
+
+
+async def test_a_line_without_end_is_refused_before_the_body_ends(client: Http1Client) -> None:
+    """An upstream sending one endless line: refused once the cap is passed, not buffered to 64 MB."""
+    sent = 0
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % (64 << 20))
+        while True:  # one 64 MB chunk, no line break in it
+            writer.write(b"x" * 65536)
+            sent += 65536
+            await writer.drain()
+
+    with pytest.raises(HttpReplyTooLarge):
+        await stream_lines(client, endless, MAX_EVENT_LINE)
+    assert sent < (32 << 20)  # what the client read plus what the kernel buffers; the body is 64 MB
+
+
+async def test_lines_of_a_large_chunk_arrive_before_the_chunk_ends(client: Http1Client) -> None:
+    release = asyncio.Event()
+
+    async def slow_chunk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        first, rest = b"data: 1\n\n" * 100, b"data: 2\n\n" * 100
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % (len(first) + len(rest))
+        )
+        writer.write(first)
+        await writer.drain()
+        await release.wait()
+        writer.write(rest + b"\r\n0\r\n\r\n")
+        await writer.drain()
+
+    async with RawServer(slow_chunk) as url:
+        pool, path = client.endpoint(url)
+        async with pool.post(path, b"{}", {}, 10) as response:
+            lines = response.iter_lines()
+            assert await asyncio.wait_for(anext(lines), 5) == b"data: 1"  # the chunk is not complete yet
+            release.set()
+            rest = [line async for line in lines]
+    assert rest.count(b"data: 1") == 99 and rest.count(b"data: 2") == 100

@@ -322,3 +322,25 @@ async def test_an_over_long_event_line_ends_the_stream_with_a_clear_error(assist
                 error = events[-1]["error"]
             assert error["code"] == "upstream_bad_reply", error
             assert f"over {MAX_EVENT_LINE} bytes" in error["message"]
+
+
+async def test_an_over_long_dashscope_event_line_is_a_502(assistant_factory) -> None:
+    async def dashscope(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream;charset=UTF-8"})
+        await response.prepare(request)
+        try:
+            await response.write(b'id:1\nevent:result\n:HTTP_STATUS/200\ndata:{"output":{"text":"')
+            for _ in range((MAX_EVENT_LINE >> 16) + 4):
+                await response.write(b"x" * (64 << 10))
+            await response.write(b'"}}\n\n')
+        except ConnectionResetError:
+            pass
+        return response
+
+    async with Server(dashscope) as model:
+        assistant = assistant_factory(MSAGENT_KNOWLEDGE="false")
+        body = {**lite_body("dashscope", model + "/api/v1"), "stream": True}
+        status, reply = await post_json(assistant.url + "/v1/assistants/lite", body)
+    assert status == 502, reply
+    assert reply["error"]["code"] == "upstream_bad_reply" and "over-long" in reply["error"]["message"]
