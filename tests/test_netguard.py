@@ -10,9 +10,11 @@ import requests
 from aiohttp import web
 
 from msagent_srv.assistant.backends.http1 import Http1Client, HttpError
+from msagent_srv.assistant.backends.router import caller_guard
 from msagent_srv.client import AsyncToolServiceProxy
 from msagent_srv.client.errors import ToolServiceError
 from msagent_srv.netguard import ALLOW_ENV, NetGuard, PrivateAddressRefused, is_public
+from msagent_srv.settings import Settings
 from msagent_srv.tools import ToolError, load_tool
 
 from .helpers import ServiceProcess
@@ -201,3 +203,27 @@ async def test_tools_in_nodes_follow_the_managers_setting(manager_factory, amap_
             await proxy.remove()
             await proxy.close()
         assert expected in result
+
+
+@pytest.mark.parametrize(
+    ("env", "private"),
+    [
+        ({}, True),  # 127.0.0.1, as `msagent-srv up` listens: callers are on this host
+        ({"MSAGENT_HOST": "::1"}, True),
+        ({"MSAGENT_HOST": "0.0.0.0"}, False),
+        ({"MSAGENT_HOST": "192.0.2.2"}, False),
+        ({"MSAGENT_PUBLIC_URLS_ONLY": "true"}, False),  # loopback behind a reverse proxy
+        ({"MSAGENT_HOST": "0.0.0.0", "MSAGENT_ALLOW_PRIVATE_URLS": "true"}, True),
+    ],
+)
+async def test_private_addresses_are_allowed_when_listening_on_loopback_only(
+    env: dict[str, str], private: bool
+) -> None:
+    guard = caller_guard(Settings.load(env, openai_base_url="http://10.9.8.7:8000/v1"))
+    assert guard.allow_private is private
+    await guard.check_url("http://10.9.8.7:8000/v1")  # the operator's upstream: always
+    if private:
+        await guard.check_url("http://10.1.1.1:8000/v1")
+    else:
+        with pytest.raises(PrivateAddressRefused):
+            await guard.check_url("http://10.1.1.1:8000/v1")
