@@ -29,6 +29,10 @@ ENVIRONMENT: dict[str, str] = {
     "node_bind_address": "MSAGENT_NODE_BIND_ADDRESS",
     "node_connect_host": "MSAGENT_NODE_CONNECT_HOST",
     "node_network": "MSAGENT_NODE_NETWORK",
+    "node_egress_network": "MSAGENT_NODE_EGRESS_NETWORK",
+    "max_nodes_per_tenant": "MSAGENT_MAX_NODES_PER_TENANT",
+    "node_max_reply_mb": "MSAGENT_NODE_MAX_REPLY_MB",
+    "process_runtime_unsafe_tools": "MSAGENT_PROCESS_RUNTIME_UNSAFE_TOOLS",
     "node_socket_dir": "MSAGENT_NODE_SOCKET_DIR",
     "node_memory_mb": "MSAGENT_NODE_MEMORY_MB",
     "node_cpus": "MSAGENT_NODE_CPUS",
@@ -40,6 +44,7 @@ ENVIRONMENT: dict[str, str] = {
     "node_idle_timeout": "MSAGENT_NODE_IDLE_TIMEOUT",
     "monitor_interval": "MSAGENT_MONITOR_INTERVAL",
     "session_history_cap": "MSAGENT_SESSION_HISTORY_CAP",
+    "session_history_max_bytes": "MSAGENT_SESSION_HISTORY_MAX_BYTES",
     "session_ttl": "MSAGENT_SESSION_TTL",
     "model_server": "MODEL_SERVER",
     "default_model": "MSAGENT_DEFAULT_MODEL",
@@ -114,7 +119,20 @@ class Settings(BaseModel):
     node_port_max: int = Field(32512, ge=1024, le=65535)
     node_bind_address: str = Field("127.0.0.1", description="host address node ports are published on")
     node_connect_host: str = Field("127.0.0.1", description="host the manager dials to reach nodes")
-    node_network: str = Field("bridge", description="Docker network for node containers")
+    node_network: str = Field(
+        "none", description="Docker network of node containers; 'none' = no network (reached over a socket)"
+    )
+    node_egress_network: str = Field(
+        "bridge",
+        description="network for nodes whose tool needs one (Tool.needs_network); 'none' refuses them any",
+    )
+    max_nodes_per_tenant: int = Field(20, ge=1, description="pending or running nodes one tenant may hold")
+    node_max_reply_mb: float = Field(16.0, gt=0, description="largest node reply the manager relays")
+    process_runtime_unsafe_tools: str = Field(
+        "",
+        description="UNSAFE: tools that run callers' code (code_interpreter) allowed on the process runtime, "
+        "where their code runs on the manager's host as its user: a comma list of names, or 'true' for all",
+    )
     node_socket_dir: Path | None = Field(
         None,
         description="network 'none': where node sockets live (a short path; default $TMPDIR/msagent-sockets)",
@@ -189,6 +207,9 @@ class Settings(BaseModel):
     knowledge_budget_tokens: int = Field(1500, ge=100)
 
     session_history_cap: int = Field(200, ge=1)
+    session_history_max_bytes: int = Field(
+        1 << 20, ge=4096, description="stored size of a session's history at most; the oldest go first"
+    )
     session_ttl: int = Field(7 * 24 * 3600, ge=1)
 
     @classmethod

@@ -15,7 +15,7 @@ from ..store import Store
 from ..store.api_keys import ApiKeys
 from ..store.keyword_index import KeywordIndex
 from ..web.auth import API_KEYS, KeyChecker, auth_middleware, auth_required
-from ..web.envelopes import render_legacy, render_openai
+from ..web.envelopes import render_both, render_legacy, render_openai
 from ..web.middleware import Renderer, error_middleware
 from . import files_routes, lite_routes, openapi, routes
 from .backends.http1 import MAX_EVENT_LINE, Http1Client
@@ -32,7 +32,13 @@ from .tasks import BackgroundTasks
 OPEN_PATHS = frozenset({"/health", "/docs", "/openapi.json"})  # liveness and the API's description
 
 
+# Endpoints the original servers had: their clients read `message`, OpenAI-style clients read `error`.
+_ORIGINAL_PATHS = ("/v1/assistants/lite", "/v1/files")
+
+
 def _renderer(request: web.Request) -> Renderer:
+    if request.path.startswith(_ORIGINAL_PATHS):
+        return render_both
     return render_openai if request.path.startswith("/v1/") else render_legacy
 
 
@@ -57,6 +63,7 @@ def create_app(settings: Settings) -> web.Application:
             timeout=settings.redis_timeout,
             history_cap=settings.session_history_cap,
             history_ttl=settings.session_ttl,
+            history_max_bytes=settings.session_history_max_bytes,
         )
         # One session for every configured upstream; per-request timeouts are set by each backend.
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout, sock_connect=10)
