@@ -159,7 +159,6 @@ def test_bad_uploads_are_refused_and_lose_nothing(assistant_factory, tmp_path: P
         ({"/etc/evil.txt": b"x"}, 400, "not allowed"),
         ({"sub/evil.txt": b"x"}, 400, "not allowed"),
         ({"..\\evil.txt": b"x"}, 400, "not allowed"),
-        ({"evil.exe": b"MZ"}, 415, "not accepted"),
         ({"big.txt": b"a" * (2 * 1024 * 1024)}, 413, "larger than"),
         (
             {"router.txt": b"fine", "../evil.txt": b"x"},
@@ -174,8 +173,8 @@ def test_bad_uploads_are_refused_and_lose_nothing(assistant_factory, tmp_path: P
         assert fragment in error["message"] and isinstance(error["code"], str)
     no_session = requests.post(service.url + "/v1/files", files=[("files", ("a.txt", b"x"))], timeout=30)
     assert no_session.status_code == 400 and no_session.json()["error"]["param"] == "uuid_str"
-    bad_session = upload(service, "../x", {"a.txt": b"x"})
-    assert bad_session.status_code == 400
+    bad_session = upload(service, "x" * 257, {"a.txt": b"x"})  # any text up to 256 characters names one
+    assert bad_session.status_code == 400 and bad_session.json()["error"]["param"] == "uuid_str"
     malformed = requests.post(  # a part header with a control character: not multipart at all
         service.url + "/v1/files",
         data=b'--b\r\nContent-Disposition: form-data; name="\x1b"\r\n\r\nv\r\n--b--\r\n',

@@ -22,7 +22,7 @@ UPLOAD_FORM: dict[str, Any] = {
     "type": "object",
     "required": ["uuid_str", "files"],
     "properties": {
-        "uuid_str": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+        "uuid_str": {"type": "string", "minLength": 1, "maxLength": 256},
         "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
     },
 }

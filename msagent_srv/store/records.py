@@ -59,6 +59,7 @@ class FileStatus(str, Enum):
     indexing = "indexing"
     indexed = "indexed"
     failed = "failed"
+    not_indexed = "not_indexed"  # kept and listed, but no text to index (`error` says why)
 
 
 class FileRecord(BaseModel):

@@ -31,6 +31,16 @@ def render_legacy(request: web.Request, error: ApiError) -> web.Response:
     return envelope(request, None, error.message, error.status)
 
 
+def _openai_error(error: ApiError) -> dict[str, Any]:
+    return {"message": error.message, "type": error.type, "param": error.param, "code": error.code}
+
+
 def render_openai(request: web.Request, error: ApiError) -> web.Response:
-    body = {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
-    return json_body(body, error.status)
+    return json_body({"error": _openai_error(error)}, error.status)
+
+
+def render_both(request: web.Request, error: ApiError) -> web.Response:
+    """The original servers' envelope with OpenAI's error object beside it, so both kinds of client read
+    it (the agent and file endpoints, which the original's clients call)."""
+    body = {"request_id": request_id(request), "message": error.message, "output": None}
+    return json_body({**body, "error": _openai_error(error)}, error.status)

@@ -13,7 +13,7 @@ from ..metrics import AssistantMetrics
 from .chunking import Chunk, chunk_sections
 from .embeddings import Embedder
 from .keywords import query_terms, term_weights
-from .loaders import load
+from .loaders import NotIndexable, load
 from .store import Hit, VectorStore, chunk_id
 
 # Reciprocal rank fusion constant. Small k lets a first place in either ranking count (exact names and
@@ -74,6 +74,9 @@ class KnowledgeBase:
             raise
         except NotFound:  # the file was deleted while it was being indexed: its chunks go with it
             await self.forget_file(space, name)
+            return 0
+        except NotIndexable as exc:  # kept, listed, not searched
+            await self.records.update(space, name, status=FileStatus.not_indexed, error=str(exc))
             return 0
         except Exception as exc:  # the file is marked failed; nothing else is affected
             log.warning("indexing %s failed: %s", name, exc)

@@ -1,7 +1,7 @@
 """Text out of documents, fast and offline, keeping the heading each passage sits under.
 
-Light parsers per type (pypdf, python-docx, beautifulsoup4, markdown-it-py, csv, json); `unstructured`
-for any other type when it is installed and works offline.
+Light parsers per type (pypdf, python-docx, openpyxl, python-pptx, beautifulsoup4, markdown-it-py, csv,
+json); any other text as text; `unstructured` for other types when it is installed and works offline.
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ class _SectionBuilder:
 
 class UnsupportedDocument(ValueError):
     pass
+
+
+class NotIndexable(UnsupportedDocument):
+    """A file that is kept but has no text to index (a binary type no loader reads)."""
 
 
 def _decode(data: bytes) -> str:
@@ -190,12 +194,71 @@ def load_json(data: bytes) -> list[Section]:
     return [Section("\n\n".join(p for p in paragraphs if p))]
 
 
-def load_with_unstructured(path: Path) -> list[Section]:
+def load_xlsx(data: bytes) -> list[Section]:
+    """One section per sheet: its rows as tab-separated lines, under the sheet's name."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        sections = []
+        for sheet in book.worksheets:
+            rows = (
+                "\t".join("" if v is None else str(v) for v in row)
+                for row in sheet.iter_rows(values_only=True)
+            )
+            text = "\n".join(r for r in rows if r.strip())
+            if text:
+                sections.append(Section(text, [sheet.title]))
+        return sections
+    finally:
+        book.close()
+
+
+def load_pptx(data: bytes) -> list[Section]:
+    """One section per slide, under its title, with the text of every shape and the speaker notes."""
+    from pptx import Presentation
+
+    sections = []
+    for number, slide in enumerate(Presentation(io.BytesIO(data)).slides, 1):
+        title = slide.shapes.title.text.strip() if slide.shapes.title is not None else ""
+        texts = [
+            shape.text_frame.text.strip()
+            for shape in slide.shapes
+            if shape.has_text_frame and shape != slide.shapes.title and shape.text_frame.text.strip()
+        ]
+        if slide.has_notes_slide and slide.notes_slide.notes_text_frame.text.strip():
+            texts.append(slide.notes_slide.notes_text_frame.text.strip())
+        if texts or title:
+            sections.append(Section("\n".join(texts) or title, [title or f"Slide {number}"], page=number))
+    return sections
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Text of any extension (code, logs, YAML, XML...): no NUL byte, and it decodes in its first 8 KiB."""
+    head = data[:8192]
+    if b"\0" in head:
+        return False
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            head.decode(encoding)
+            return True
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(head) - 4:  # a character cut at the 8 KiB boundary
+                return True
+    return False
+
+
+def load_other(path: Path) -> list[Section]:
+    """A type no loader names: text is read as text; anything else through `unstructured` if installed."""
+    data = path.read_bytes()
+    if looks_like_text(data):
+        return load_text(data)
     try:
         from unstructured.partition.auto import partition
     except ImportError:
-        raise UnsupportedDocument(
-            f"no loader for {path.suffix} files (install the [unstructured] extra)"
+        raise NotIndexable(
+            f"{path.suffix or 'this'} files are stored but not indexed: not text, and no loader reads them "
+            "(the [unstructured] extra reads more types)"
         ) from None
     elements = partition(filename=str(path))
     return [Section(str(element)) for element in elements if str(element).strip()]
@@ -209,6 +272,8 @@ LOADERS: dict[str, Callable[[bytes], list[Section]]] = {
     ".docx": load_docx,
     ".csv": load_csv, ".tsv": load_csv,
     ".json": load_json,
+    ".xlsx": load_xlsx,
+    ".pptx": load_pptx,
 }  # fmt: skip
 
 
@@ -216,7 +281,7 @@ def load(path: Path) -> list[Section]:
     """Sections of the document at `path` (blocking: call it in a worker thread)."""
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
-        return load_with_unstructured(path)
+        return load_other(path)
     try:
         return loader(path.read_bytes())
     except UnsupportedDocument:

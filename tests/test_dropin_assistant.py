@@ -1,0 +1,106 @@
+"""The assistant as a drop-in for the original servers: their uploads, identifiers and error envelope."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import requests
+
+from msagent_srv.identity import Space
+
+from .helpers import ServiceProcess, wait_for
+from .upstreams import ScriptedUpstream
+
+
+def xlsx(rows: list[list[object]]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Prices"
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def pptx(title: str, body: str) -> bytes:
+    from pptx import Presentation
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = title
+    slide.placeholders[1].text = body
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
+def files_of(service: ServiceProcess, uuid_str: str) -> dict[str, dict]:
+    reply = requests.get(service.url + "/v1/files", params={"uuid_str": uuid_str}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return {f["name"]: f for f in reply.json()["output"]["files"]}
+
+
+def test_every_type_the_original_took_is_kept_and_text_of_any_kind_indexed(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    uploads = {
+        "config.yaml": b"server:\n  port: 8443  # the gateway port is 8443\n",
+        "main.py": b"def answer():\n    return 'the magic number is 4711'\n",
+        "build.xml": b"<project><target name='deploy'>the release train leaves on Thursday</target></project>",
+        "prices.xlsx": xlsx([["item", "price"], ["platinum widget", 314]]),
+        "roadmap.pptx": pptx("Roadmap", "The moon base opens in 2031."),
+        "blob.bin": bytes(range(256)) * 4,
+    }
+    for uuid_str in ("user@example.com", "张三", "../../etc"):  # the last names a space, not a folder
+        reply = requests.post(
+            assistant.url + "/v1/files",
+            data={"uuid_str": uuid_str},
+            files=[("files", (name, data)) for name, data in uploads.items()],
+            timeout=60,
+        )
+        assert reply.status_code == 200, reply.text
+        out = reply.json()["output"]
+        assert out["status"] == "ok" and sorted(f["name"] for f in out["files"]) == sorted(uploads)
+
+        def settled(uuid_str: str = uuid_str) -> dict[str, dict] | None:
+            files = files_of(assistant, uuid_str)
+            return files if all(f["status"] not in ("pending", "indexing") for f in files.values()) else None
+
+        files = wait_for(settled, 180, interval=0.5, what="the uploads to be indexed")
+        assert {n: f["status"] for n, f in files.items() if n != "blob.bin"} == dict.fromkeys(
+            set(uploads) - {"blob.bin"}, "indexed"
+        )
+        assert files["blob.bin"]["status"] == "not_indexed" and "not indexed" in files["blob.bin"]["error"]
+    uploads_dir = Path(assistant.env["MSAGENT_DATA_DIR"]) / "uploads"
+    folders = {p.name for p in uploads_dir.iterdir() if not p.name.startswith(".")}
+    assert folders == {Space(None, u).digest for u in ("user@example.com", "张三", "../../etc")}
+
+    upstream.script = lambda _body: "Found it."  # type: ignore[assignment]
+    for question, fact in [
+        ("What is the price of the platinum widget?", "314"),
+        ("When does the moon base open?", "2031"),
+        ("What is the gateway port?", "8443"),
+    ]:
+        reply = requests.post(
+            assistant.url + "/v1/assistants/lite",
+            json={"llm_config": {"model": "m", "model_server": "openai", "api_key": "k"},
+                  "uuid_str": "张三", "use_knowledge": True,
+                  "messages": [{"role": "user", "content": question}]},
+            timeout=120,
+        )  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        assert fact in reply.json()["output"]["citations"][0]["text"], (question, reply.json()["output"])
+
+
+def test_agent_and_file_errors_carry_both_envelopes(assistant: ServiceProcess) -> None:
+    lite = requests.post(assistant.url + "/v1/assistants/lite", json={"messages": "not a list"}, timeout=30)
+    files = requests.post(assistant.url + "/v1/files", data={"uuid_str": "x" * 257}, timeout=30)
+    for reply in (lite, files):
+        body = reply.json()
+        assert reply.status_code == 400, body
+        assert body["request_id"] and body["output"] is None  # the original's clients read these
+        assert body["message"] == body["error"]["message"] and body["error"]["code"]  # OpenAI's read this
