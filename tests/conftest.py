@@ -153,6 +153,22 @@ def manager(manager_factory, node_image: str) -> ServiceProcess:
 
 
 @pytest.fixture(scope="session")
+def seed_client() -> str:
+    """The interpreter of the environment holding the original servers' client, modelscope-agent 0.7.2
+    (.ci/run builds it from tests/requirements-seed-client.txt; MSAGENT_TESTS_WITHOUT_SEED_CLIENT=1 skips)."""
+    python = os.environ.get("MSAGENT_SEED_CLIENT_PYTHON") or str(
+        Path(__file__).resolve().parent.parent / ".venv-seed-client" / "bin" / "python"
+    )
+    if os.access(python, os.X_OK):
+        return python
+    if os.environ.get("MSAGENT_TESTS_WITHOUT_SEED_CLIENT") == "1":
+        pytest.skip("no modelscope-agent environment and MSAGENT_TESTS_WITHOUT_SEED_CLIENT=1")
+    pytest.fail(
+        f"no modelscope-agent environment at {python}: run .ci/run, or set MSAGENT_SEED_CLIENT_PYTHON"
+    )
+
+
+@pytest.fixture(scope="session")
 def upstream_server() -> Iterator[ScriptedUpstream]:
     server = ScriptedUpstream().start()
     yield server
