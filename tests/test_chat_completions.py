@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 
 import openai
+import pydantic
 import pytest
 import requests
 
@@ -563,3 +566,188 @@ def test_upstream_rate_limit_is_a_429(assistant: ServiceProcess, upstream: Scrip
         json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]},
     )
     assert stream_error.status_code == 429  # refused before the first byte: a real status, not an SSE event
+
+
+# -- issue #13: what a security audit and real clients found ------------------------------------------------
+def _stream_parts(chunks: list) -> tuple[str, str, list[tuple[str, str]]]:
+    """Joined content, joined reasoning and the (name, arguments) calls of SDK stream chunks."""
+    content, reasoning, calls = "", "", {}
+    for chunk in chunks:
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        content += delta.content or ""
+        reasoning += getattr(delta, "reasoning_content", None) or ""
+        for tc in delta.tool_calls or []:
+            entry = calls.setdefault(tc.index, ["", ""])
+            entry[0] += tc.function.name or "" if tc.function else ""
+            entry[1] += tc.function.arguments or "" if tc.function else ""
+    return content, reasoning, [(name, arguments) for name, arguments in (calls[i] for i in sorted(calls))]
+
+
+def test_adversarial_answer_does_not_stall_the_server(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    """A 1 MB answer built against the parser's patterns (once minutes of a frozen event loop) comes back
+    about as fast as a benign one of the same size, and /health keeps answering meanwhile."""
+    size = 1 << 20
+    benign = 'Action: get_weather\nAction Input: {"city": "' + "Paris, " * (size // 7) + '"}'
+    adversarial = "Action: get_weather\nAction Input: ```" + " " * size + "{" + '"a":' * (size // 4)
+    messages = [{"role": "user", "content": "weather?"}]
+    upstream.chunks = 10_000  # streamed in 10,000 events
+
+    def timed(text: str, stream: bool) -> float:
+        upstream.script = [text]
+        started = time.perf_counter()
+        reply = client(assistant).chat.completions.create(
+            model="m", messages=messages, tools=[WEATHER], stream=stream
+        )
+        if stream:
+            list(reply)
+        else:
+            assert reply.choices[0].finish_reason in ("stop", "tool_calls")
+        return time.perf_counter() - started
+
+    def probe(done: threading.Event, latencies: list[float]) -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            assert requests.get(assistant.url + "/health", timeout=600).status_code == 200
+            latencies.append(time.perf_counter() - started)
+
+    for stream in (False, True):
+        benign_seconds = min(timed(benign, stream) for _ in range(2))
+        health: list[float] = []
+        done = threading.Event()
+        prober = threading.Thread(target=probe, args=(done, health))
+        prober.start()
+        try:
+            adversarial_seconds = timed(adversarial, stream)
+        finally:
+            done.set()
+            prober.join()
+        assert adversarial_seconds <= 20 * benign_seconds, (stream, adversarial_seconds, benign_seconds)
+        # the event loop was never blocked for long: no probe waited more than a few benign replies' time
+        assert health and max(health) <= 5 * benign_seconds, (stream, max(health), benign_seconds)
+    assert "Traceback" not in assistant.log()
+
+
+def test_integer_over_the_digit_limit_is_content_not_a_500(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    text = 'Action: get_weather\nAction Input: {"city": ' + "9" * 5000 + "}"
+    upstream.reset([text, text])
+    reply = client(assistant).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "?"}], tools=[WEATHER]
+    )
+    assert reply.choices[0].message.tool_calls is None and reply.choices[0].message.content == text
+    chunks = list(
+        client(assistant).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "?"}], tools=[WEATHER], stream=True
+        )
+    )
+    assert _stream_parts(chunks)[0] == text
+    assert "Traceback" not in assistant.log()
+
+
+def test_stream_helper_reads_tool_calls_and_chunks_omit_unset_keys(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    answer = 'Action: get_weather\nAction Input: {"city": "Paris"}\nAction: get_weather\nAction Input: {"city": "Rome"}'
+    upstream.reset([answer, answer])
+    messages = [{"role": "user", "content": "Paris and Rome?"}]
+    with client(assistant).chat.completions.stream(
+        model="m", messages=messages, tools=[WEATHER], stream_options={"include_usage": True}
+    ) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+    calls = final.choices[0].message.tool_calls
+    assert [(c.type, c.function.name, json.loads(c.function.arguments)) for c in calls] == [
+        ("function", "get_weather", {"city": "Paris"}),
+        ("function", "get_weather", {"city": "Rome"}),
+    ]
+    assert final.choices[0].finish_reason == "tool_calls" and final.usage.total_tokens > 0
+    raw = requests.post(
+        assistant.url + "/v1/chat/completions",
+        headers={"Authorization": "Bearer k"},
+        timeout=30,
+        json={"model": "m", "messages": messages, "tools": [WEATHER], "stream": True,
+              "stream_options": {"include_usage": True}},
+    )  # fmt: skip
+    events = [json.loads(line[6:]) for line in raw.text.splitlines() if line.startswith("data: {")]
+    fragments = [tc for e in events if e["choices"] for tc in e["choices"][0]["delta"].get("tool_calls", [])]
+    assert len(fragments) >= 4 and all(
+        set(f) == {"index", "id", "type", "function"} and set(f["function"]) == {"name", "arguments"}
+        if "id" in f
+        else set(f) == {"index", "function"} and set(f["function"]) == {"arguments"}
+        for f in fragments
+    )
+    assert "null" not in json.dumps([e["choices"][0]["delta"] for e in events if e["choices"]])
+    assert [("usage" in e) for e in events] == [False] * (len(events) - 1) + [True]
+
+
+@pytest.mark.parametrize(
+    "tool_choice",
+    ["required", {"type": "function", "function": {"name": "get_weather"}}],
+    ids=["required", "named"],
+)
+def test_a_reasked_stream_sends_what_the_whole_reply_holds(
+    assistant: ServiceProcess, upstream: ScriptedUpstream, tool_choice: str | dict
+) -> None:
+    messages = [{"role": "user", "content": "Paris?"}]
+    for retry in [
+        "Hello! I cannot call tools today.",
+        'Let me look.\nAction: get_weather\nAction Input: {"city": "Paris"}',
+    ]:
+        upstream.reset(["Hello! I think it is sunny.", retry, "Hello! I think it is sunny.", retry])
+        whole = client(assistant).chat.completions.create(
+            model="m", messages=messages, tools=[WEATHER], tool_choice=tool_choice
+        )
+        chunks = list(
+            client(assistant).chat.completions.create(
+                model="m", messages=messages, tools=[WEATHER], tool_choice=tool_choice, stream=True
+            )
+        )
+        content, _, calls = _stream_parts(chunks)
+        message = whole.choices[0].message
+        assert content == (message.content or "")
+        assert calls == [(c.function.name, c.function.arguments) for c in message.tool_calls or []]
+        assert len(upstream.requests) == 4  # each asked again once
+    assert content == "Let me look." and calls and json.loads(calls[0][1]) == {"city": "Paris"}
+
+
+class GetWeather(pydantic.BaseModel):
+    city: str
+
+
+class WeatherReport(pydantic.BaseModel):
+    summary: str
+
+
+def test_thought_comes_back_as_reasoning_content(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    answer = 'Thought: I need the weather.\nAction: GetWeather\nAction Input: {"city": "Paris"}'
+    upstream.reset([answer, answer, answer, "Thought: I know it.\nFinal Answer: It is sunny."])
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    tool = openai.pydantic_function_tool(GetWeather)
+    reply = client(assistant).chat.completions.create(model="m", messages=messages, tools=[tool])
+    message = reply.choices[0].message
+    assert message.content is None and message.reasoning_content == "I need the weather."
+    assert message.tool_calls[0].function.name == "GetWeather"
+    # the SDK's parse() validates content against response_format: a thought there used to break it
+    parsed = client(assistant).chat.completions.parse(
+        model="m", messages=messages, tools=[tool], response_format=WeatherReport
+    )
+    parsed_message = parsed.choices[0].message
+    assert parsed_message.parsed is None and parsed_message.tool_calls[
+        0
+    ].function.parsed_arguments == GetWeather(city="Paris")
+    chunks = list(
+        client(assistant).chat.completions.create(model="m", messages=messages, tools=[tool], stream=True)
+    )
+    content, reasoning, calls = _stream_parts(chunks)
+    assert (content, reasoning) == ("", "I need the weather.") and calls[0][0] == "GetWeather"
+    final = client(assistant).chat.completions.create(model="m", messages=messages, tools=[tool])
+    assert final.choices[0].message.content == "It is sunny."
+    assert final.choices[0].message.reasoning_content == "I know it."
