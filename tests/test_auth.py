@@ -185,7 +185,7 @@ def test_agent_tools_reach_a_secured_manager_with_the_callers_key(
               "agent_config": {"tools": ["calculator"]}, "messages": [{"role": "user", "content": "6*7?"}]},
     )  # fmt: skip
     assert reply.status_code == 200, reply.text
-    assert reply.json()["output"]["response"] == "It is 42."
+    assert reply.json()["output"]["answer"] == "It is 42."
     admin = ManagerClient(secured.url, token=ADMIN)
     assert "calculator_acme" in admin.list("acme")  # the node belongs to the key's tenant
     admin.remove("calculator", "acme")

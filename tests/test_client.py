@@ -142,7 +142,7 @@ def test_assistant_client_chat_agent_and_files(
     output = client.assistants_lite(
         "7 times 6?", uuid_str="c1", llm_config=llm, agent_config={"tools": ["calculator"]}
     )
-    assert output["response"] == "It is 42." and output["tool_calls"][0]["name"] == "calculator"
+    assert output["answer"] == "It is 42." and output["tool_calls"][0]["name"] == "calculator"
 
     upstream.reset(['Action: calculator\nAction Input: {"expression": "2+2"}', "Four."])
     lines = list(
@@ -150,7 +150,7 @@ def test_assistant_client_chat_agent_and_files(
             "2+2?", uuid_str="c2", llm_config=llm, stream=True, agent_config={"tools": ["calculator"]}
         )
     )
-    assert "Observation: 4" in lines and lines[-1] == "Answer: Four."
+    assert "Observation: <result>4</result>" in lines and lines[-1] == "Answer: Four."
 
     note = tmp_path / "note.md"
     note.write_text("# Note\n\nThe password hint is 'blue whale'.")
@@ -160,15 +160,9 @@ def test_assistant_client_chat_agent_and_files(
     client.delete_file("c3", "note.md")
     assert client.list_files("c3") == []
     with pytest.raises(AssistantError) as caught:
-        client.upload_files("c3", [_bad_file(tmp_path)])
-    assert caught.value.status == 415 and caught.value.code == "unsupported_file_type"
+        client.upload_files("x" * 257, [note])
+    assert caught.value.status == 400 and caught.value.code == "invalid_uuid_str"
     client.close()
-
-
-def _bad_file(tmp_path):
-    path = tmp_path / "tool.exe"
-    path.write_bytes(b"MZ")
-    return path
 
 
 def test_async_assistant_client(assistant: ServiceProcess, upstream: ScriptedUpstream, tmp_path) -> None:

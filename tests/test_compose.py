@@ -105,7 +105,7 @@ def test_compose_up_runs_the_whole_stack(
                   "agent_config": {"tools": ["calculator"]}, "messages": [{"role": "user", "content": "6*7?"}]},
         )  # fmt: skip
         assert agent.status_code == 200, agent.text
-        assert agent.json()["output"]["response"] == "It is 42."
+        assert agent.json()["output"]["answer"] == "It is 42."
         tools = requests.get(
             f"http://127.0.0.1:{manager_port}/tools", params={"tenant_id": "composed"}, timeout=30
         ).json()["output"]["tools"]

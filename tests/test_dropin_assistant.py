@@ -104,3 +104,38 @@ def test_agent_and_file_errors_carry_both_envelopes(assistant: ServiceProcess) -
         assert reply.status_code == 400, body
         assert body["request_id"] and body["output"] is None  # the original's clients read these
         assert body["message"] == body["error"]["message"] and body["error"]["code"]  # OpenAI's read this
+
+
+def test_resent_and_stored_conversations_reach_the_model_once(
+    assistant: ServiceProcess, upstream: ScriptedUpstream
+) -> None:
+    """The original's clients resend the whole conversation; ours send the new message. Same model input."""
+
+    def lite(uuid_str: str, messages: list[dict]) -> dict:
+        reply = requests.post(
+            assistant.url + "/v1/assistants/lite",
+            json={"llm_config": {"model": "m", "model_server": "openai", "api_key": "k"},
+                  "uuid_str": uuid_str, "messages": messages},
+            timeout=60,
+        )  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        return reply.json()["output"]
+
+    def seen() -> list[tuple[str, str]]:
+        return [(m["role"], m["content"]) for m in upstream.requests[-1]["messages"] if m["role"] != "system"]
+
+    u1, u2, u3 = (
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "user", "content": "I like tea."},
+        {"role": "user", "content": "Who am I?"},
+    )
+    for style in ("resend", "new-only"):
+        upstream.script = ["Hello Ada.", "Tea is nice.", "You are Ada, who likes tea."]
+        a1 = {"role": "assistant", "content": lite(style, [u1])["answer"]}
+        a2 = {
+            "role": "assistant",
+            "content": lite(style, [u1, a1, u2] if style == "resend" else [u2])["answer"],
+        }
+        lite(style, [u1, a1, u2, a2, u3] if style == "resend" else [u3])
+        expected = [(m["role"], m["content"]) for m in (u1, a1, u2, a2, u3)]
+        assert seen() == expected, style

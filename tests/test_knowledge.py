@@ -115,7 +115,10 @@ def test_tool_calls_run_and_their_observations_reach_the_model(
         agent_config={"name": "Calc", "instruction": "Be exact.", "tools": ["calculator"]},
         messages=[{"role": "user", "content": "What is 6 times 7?"}],
     ).json()["output"]
-    assert reply["response"] == "It is 42."
+    assert reply["answer"] == "It is 42."
+    assert reply["response"] == (  # the whole transcript, framed as the original servers framed it
+        '\nAction: calculator\nAction Input: {"expression": "6*7"}\nObservation: <result>42</result>\nAnswer: It is 42.'
+    )
     assert [c["name"] for c in reply["tool_calls"]] == ["calculator"]
     second = upstream.requests[1]["messages"]
     assert second[-1] == {"role": "user", "content": "Observation: 42"}
@@ -140,14 +143,16 @@ def test_streams_legacy_text_and_typed_events(
         assert reply.headers["Content-Type"].startswith("text/plain")
         lines = [line.decode() for line in reply.iter_lines() if line]
     assert "Action: calculator" in lines and 'Action Input: {"expression": "2**5"}' in lines
-    assert "Observation: 32" in lines and lines[-1] == "Answer: The result is 32."
+    assert "Observation: <result>32</result>" in lines and lines[-1] == "Answer: The result is 32."
     upstream.reset(list(script))
     with stream_lite(kb_assistant, "s2", stream_format="sse") as reply:
         events = [block.split("\n") for block in reply.text.strip().split("\n\n")]
     kinds = [e[0].removeprefix("event: ") for e in events]
     assert kinds[0] == "tool_call" and "observation" in kinds and kinds[-1] == "done"
     done = json.loads(events[-1][1].removeprefix("data: "))
-    assert done["response"] == "The result is 32."
+    assert done["answer"] == "The result is 32." and done["response"].endswith(
+        "</result>\nAnswer: The result is 32."
+    )
 
 
 def test_bad_uploads_are_refused_and_lose_nothing(assistant_factory, tmp_path: Path) -> None:
@@ -303,7 +308,7 @@ def test_tools_through_the_manager(
         messages=[{"role": "user", "content": "Sum 0..9 with Python"}],
     )
     assert reply.status_code == 200, reply.text
-    assert reply.json()["output"]["response"] == "The sum is 45."
+    assert reply.json()["output"]["answer"] == "The sum is 45."
     observation = upstream.requests[1]["messages"][-1]["content"]
     assert observation.startswith("Observation: ") and '"stdout": "45\\n"' in observation
 

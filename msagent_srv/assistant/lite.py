@@ -259,17 +259,25 @@ class LiteAgentService:
             system = "\n\n".join(p for p in (
                 f"You are {config.name}. {config.description}".strip() if config.name else "", config.instruction, block
             ) if p)  # fmt: skip
-            history = [
-                ChatMessage.model_validate(m.model_dump(exclude_none=True))
-                for m in await self.store.sessions.get(space)
-            ]
             new = [m for m in request.messages if m.role != "system"]
+            # Clients of the original servers resend the whole conversation every turn: it is then
+            # theirs, and the stored history is not added again. Clients that send only the new message
+            # get the earlier ones from the store. Either way each earlier message reaches the model once.
+            answered = max((i + 1 for i, m in enumerate(new) if m.role in ("assistant", "tool")), default=0)
+            history = (
+                []
+                if answered
+                else [
+                    ChatMessage.model_validate(m.model_dump(exclude_none=True))
+                    for m in await self.store.sessions.get(space)
+                ]
+            )
             messages = ([ChatMessage(role="system", content=system)] if system else []) + history + new
             produced: list[ChatMessage] = []
             calls_made: list[dict[str, Any]] = []
             if citations:
                 yield Event("citations", {"citations": citations})
-            answer, used_tools = "", False
+            answer = ""
             generate = dict(request.llm_config.generate_config)
             for _turn in range(self.settings.agent_max_turns):
                 chat = ChatCompletionRequest.model_validate({
@@ -284,8 +292,6 @@ class LiteAgentService:
                             continue
                         delta = chunk.choices[0].delta
                         if delta.content:
-                            if not text and used_tools:
-                                yield Event("delta", {"text": "Answer: "})
                             text += delta.content
                             yield Event("delta", {"text": delta.content})
                         calls.add(delta.tool_calls or [])
@@ -315,11 +321,11 @@ class LiteAgentService:
                     result = ChatMessage(role="tool", tool_call_id=call["id"], content=observation)
                     messages.append(result)
                     produced.append(result)
-                used_tools = True
                 if unanswered:  # calls of the caller's own tools go back to the caller
                     break
-            await self.store.sessions.append(space, [_stored(m) for m in [*new, *produced]])
-            yield Event("done", {"response": answer, "tool_calls": calls_made, "citations": citations})
+            turn = new[answered:]  # what this request added to the conversation
+            await self.store.sessions.append(space, [_stored(m) for m in [*turn, *produced]])
+            yield Event("done", {"answer": answer, "tool_calls": calls_made, "citations": citations})
         finally:
             for proxy in proxies:
                 await proxy.close()

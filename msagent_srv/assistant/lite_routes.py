@@ -18,19 +18,25 @@ from .protocol import LiteAgentRequest
 from .routes import upstream_key
 
 
-def _text(event: Event) -> str:
-    """The legacy stream: model text as it comes, tool use between `Action`/`Observation` markers."""
+def _transcript(event: Event) -> str:
+    """The agent's transcript as the original servers framed it: model text as it comes, each call as
+    `Action`/`Action Input`, each result as `Observation: <result>...</result>` followed by `Answer:`."""
     if event.kind == "delta":
         return event.data["text"]
     if event.kind == "tool_call":
         return f"\nAction: {event.data['name']}\nAction Input: {event.data['arguments']}\n"
     if event.kind == "observation":
-        return f"Observation: {event.data['text']}\n"
+        return f"Observation: <result>{event.data['text']}</result>\nAnswer: "
+    return ""
+
+
+def _text(event: Event) -> str:
+    """The legacy text stream: the transcript, then the citations."""
     if event.kind == "done" and event.data["citations"]:
         return "\n\nCitations:\n" + "".join(
             f"[{n}] {c['file']} ({c['chunk_id']})\n" for n, c in enumerate(event.data["citations"], 1)
         )
-    return ""
+    return _transcript(event)
 
 
 def _sse(event: Event) -> bytes:
@@ -44,10 +50,12 @@ async def assistants_lite(request: web.Request) -> web.StreamResponse:
     try:
         first = await anext(events)  # setup errors (keys, tools, upstream refusals) keep their status
         if not body.stream:
-            final = first
+            transcript, final = [_transcript(first)], first
             async for event in events:
+                transcript.append(_transcript(event))
                 final = event
-            return envelope(request, final.data)
+            # `response`: the whole transcript, as the original servers answered; `answer`: the final text
+            return envelope(request, {**final.data, "response": "".join(transcript)})
     except UpstreamError as exc:
         raise ApiError(exc.status, exc.message, code=exc.code) from None
     return await _stream(request, body, first, events)
@@ -63,7 +71,12 @@ async def _stream(
     response.enable_chunked_encoding()
     await response.prepare(request)
 
+    transcript: list[str] = []
+
     async def write(event: Event) -> None:
+        transcript.append(_transcript(event))
+        if sse and event.kind == "done":  # the same fields as the non-streamed reply
+            event = Event("done", {**event.data, "response": "".join(transcript)})
         data = _sse(event) if sse else _text(event).encode()
         if data:
             await response.write(data)
