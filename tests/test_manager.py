@@ -179,7 +179,9 @@ def test_twenty_concurrent_creations_get_distinct_ports_and_all_run(
     assert results == ["42"] * 20
 
 
-def test_containers_are_hardened(manager: ServiceProcess, redis_url: str) -> None:
+def test_containers_are_hardened(manager_factory, node_image: str, redis_url: str) -> None:
+    # a published port to probe: the bridge network, which the operator must ask for (default: none)
+    manager = manager_factory(MSAGENT_RUNTIME="docker", MSAGENT_NODE_NETWORK="bridge")
     create_running(manager, "calculator")
     record = record_of(redis_url, "default", "calculator")
     info = inspect(record["container_id"])
@@ -233,8 +235,12 @@ def test_restarted_manager_adopts_running_nodes(manager_factory, node_image: str
     assert renew(second, "adopt") == RENEW
 
 
-def test_node_that_cannot_start_fails_with_the_reason(manager: ServiceProcess) -> None:
-    post(manager, "/create_tool_service", tool_name="no_such_tool", tenant_id="f")
+def test_node_that_cannot_start_fails_with_the_reason(manager: ServiceProcess, node_image: str) -> None:
+    # a tool the manager does not know is refused at once (nothing allocated, nothing started) ...
+    refused = post(manager, "/create_tool_service", tool_name="no_such_tool", tenant_id="f")
+    assert refused.status_code == 400 and "unknown tool 'no_such_tool'" in refused.json()["message"]
+    # ... unless a custom image may carry it: then the node fails, with the reason
+    post(manager, "/create_tool_service", tool_name="no_such_tool", tenant_id="f", tool_image=node_image)
     wait_for(lambda: status_of(manager, "no_such_tool", "f") == "failed", 60, what="the node to fail")
     reply = post(manager, "/check_tool_service_status", tool_name="no_such_tool", tenant_id="f").json()
     assert "unknown tool 'no_such_tool'" in reply["output"]["error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -81,3 +82,25 @@ def test_amap_weather_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AMAP_TOKEN", raising=False)
     with pytest.raises(ToolError, match="AMAP_TOKEN"):
         asyncio.run(load_tool("amap_weather").call({"location": "杭州"}))
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["(10**10000)**1000", "10**5000", "(2**9000)*(2**9000)", "factorial(10**6)", "-" * 100_000 + "1"],
+)
+def test_calculator_bounds_every_intermediate_result(expression: str) -> None:
+    """These froze the caller for seconds (a held GIL) or ended in a 500: now each is a quick ToolError."""
+    with pytest.raises(ToolError):
+        load_tool("calculator").call({"expression": expression})
+    assert load_tool("calculator").call({"expression": "2**10000 % 1000"}) == "376"
+
+
+def test_code_interpreter_kills_what_the_code_forked() -> None:
+    tool = load_tool("code_interpreter", {"timeout": 20})
+    code = "import subprocess\nprint(subprocess.Popen(['sleep', '300']).pid)"
+    out = asyncio.run(tool.call({"code": code}))
+    assert out["exit_code"] == 0 and not out["timed_out"]  # the grandchild held the pipes, not the call
+    state = ""
+    with contextlib.suppress(OSError):
+        state = open(f"/proc/{int(out['stdout'])}/stat").read().rsplit(")", 1)[1].split()[0]
+    assert state in ("", "Z", "X")

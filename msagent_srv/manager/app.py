@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from ..node.hardening import set_non_dumpable
 from ..settings import Settings
 from ..store import Store
 from ..store.api_keys import ApiKeys
@@ -38,6 +39,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
     app[METRICS] = metrics
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        # its memory and /proc/<pid>/environ (the admin key, REDIS_URL) are out of reach of processes of
+        # its user that lack CAP_SYS_PTRACE, such as the code a process-runtime node runs
+        set_non_dumpable()
         store = Store.open(
             settings.redis_url_value() or "redis://127.0.0.1:6379/0",
             timeout=settings.redis_timeout,
@@ -63,6 +67,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
             idle_timeout=settings.node_idle_timeout,
             namespace=settings.namespace,
             allow_private_urls=settings.allow_private_urls,
+            network=settings.node_network,
+            egress_network=settings.node_egress_network,
+            max_nodes_per_tenant=settings.max_nodes_per_tenant,
+            max_reply_bytes=int(settings.node_max_reply_mb * (1 << 20)),
+            unsafe_tools=settings.process_runtime_unsafe_tools,
         )
         app[NODES] = nodes
         app[API_KEYS] = ApiKeys(store.redis)

@@ -4,6 +4,7 @@ the runtime is brought in line with it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -13,7 +14,10 @@ from typing import Any
 
 import aiohttp
 
+from ..node.schemas import NODE_TOKEN_HEADER
 from ..store import Conflict, NotFound, Store, StoreError, ToolInstance, ToolStatus
+from ..tools import Tool, UnknownTool, tool_class
+from ..web.errors import ApiError
 from .runtime import NodeSpec, Runtime, RuntimeError_
 
 log = logging.getLogger("msagent_srv.manager")
@@ -32,6 +36,13 @@ def port_owner(tenant_id: str, tool_name: str) -> str:
 
 # Connections kept to one node at most, over TCP or its Unix socket: what the manager holds for a node.
 CONNECTIONS_PER_NODE = 64
+UNSAFE_TOOLS_SETTING = "MSAGENT_PROCESS_RUNTIME_UNSAFE_TOOLS"
+
+
+def unsafe_tools_allowed(setting: str, tool_name: str) -> bool:
+    """The operator's opt-in: 'true'/'all'/'*', or a comma list of tool names."""
+    names = {name.strip() for name in setting.split(",") if name.strip()}
+    return bool(names & {"true", "all", "*", "1", "yes"}) or tool_name in names
 
 
 class NodeManager:
@@ -48,8 +59,15 @@ class NodeManager:
         idle_timeout: float = 0.0,
         namespace: str = "default",
         allow_private_urls: bool = False,
+        network: str = "none",
+        egress_network: str = "bridge",
+        max_nodes_per_tenant: int = 20,
+        max_reply_bytes: int = 16 << 20,
+        unsafe_tools: str = "",
     ) -> None:
         self.namespace, self.allow_private_urls = namespace, allow_private_urls
+        self.network, self.egress_network, self.unsafe_tools = network, egress_network, unsafe_tools
+        self.max_nodes_per_tenant, self.max_reply_bytes = max_nodes_per_tenant, max_reply_bytes
         self.store, self.runtime, self.session = store, runtime, session
         self.default_image, self.connect_host = default_image, connect_host
         self.start_timeout, self.call_timeout, self.idle_timeout = start_timeout, call_timeout, idle_timeout
@@ -60,8 +78,12 @@ class NodeManager:
     async def create(
         self, tenant_id: str, tool_name: str, tool_cfg: dict[str, Any], image: str | None
     ) -> ToolInstance:
-        """Register the node as pending and launch it in the background; a live node is returned as is."""
+        """Register the node as pending and launch it in the background; a live node is returned as is.
+        Refused before anything is allocated: a tool the manager does not know (with its default image),
+        a code-running tool on the process runtime without the operator's opt-in, a tenant at its cap."""
+        tool = self._admit(tool_name, image)
         image = image or self.default_image
+        await self._check_tenant_cap(tenant_id, tool_name)
         record = ToolInstance(
             tool_name=tool_name,
             tenant_id=tenant_id,
@@ -74,6 +96,12 @@ class NodeManager:
         if not created:
             return current
         try:
+            await self._check_tenant_cap(tenant_id, tool_name)  # creations racing past the first check
+        except ApiError:
+            with contextlib.suppress(NotFound, Conflict):
+                await self.store.tools.delete(tenant_id, tool_name, allowed_from=[ToolStatus.pending])
+            raise
+        try:
             port = await self.store.ports.allocate(port_owner(tenant_id, tool_name))
             record = await self.store.tools.transition(tenant_id, tool_name, port=port)
         except StoreError as exc:
@@ -81,10 +109,51 @@ class NodeManager:
             raise
         spec = NodeSpec(
             tool_name, tenant_id, image, port, record.node_token, tool_cfg, self.call_timeout, self.namespace,
-            self.allow_private_urls,
+            self.allow_private_urls, self.network_for(tool),
         )  # fmt: skip
         self._spawn_launch(spec)
         return record
+
+    def _admit(self, tool_name: str, image: str | None) -> type[Tool] | None:
+        """The tool's class, or why it may not be created here (ApiError). None: a tool only a custom image
+        knows (the Docker runtime tries it; the process runtime runs this host's tools only)."""
+        try:
+            tool = tool_class(tool_name)
+        except UnknownTool as exc:
+            if image and self.runtime.name != "process":
+                return None
+            raise ApiError(400, str(exc), code="unknown_tool", param="tool_name") from None
+        if (
+            self.runtime.name == "process"
+            and tool.executes_code
+            and not unsafe_tools_allowed(self.unsafe_tools, tool_name)
+        ):
+            raise ApiError(
+                403,
+                f"tool {tool_name!r} runs callers' code, which the process runtime cannot isolate (it would run "
+                f"on this host as the manager's user): use the Docker runtime, or opt in with "
+                f"{UNSAFE_TOOLS_SETTING}={tool_name} (unsafe)",
+                code="unsafe_on_process_runtime",
+            )
+        return tool
+
+    def network_for(self, tool: type[Tool] | None) -> str:
+        """No network, unless the tool needs one and the operator's egress network is not 'none'."""
+        if tool is not None and tool.needs_network:
+            return self.egress_network
+        return self.network
+
+    async def _check_tenant_cap(self, tenant_id: str, tool_name: str) -> None:
+        live = [
+            r for r in await self.store.tools.list(tenant_id) if r.status in LIVE and r.tool_name != tool_name
+        ]
+        if len(live) >= self.max_nodes_per_tenant:
+            raise ApiError(
+                429,
+                f"tenant {tenant_id!r} already has {len(live)} nodes pending or running, the most allowed "
+                f"(MSAGENT_MAX_NODES_PER_TENANT={self.max_nodes_per_tenant}): remove one first",
+                code="too_many_nodes",
+            )
 
     def _spawn_launch(self, spec: NodeSpec, node_id: str | None = None) -> None:
         key = (spec.tenant_id, spec.tool_name)
@@ -138,7 +207,11 @@ class NodeManager:
         while time.monotonic() < deadline:
             try:
                 async with self.request(
-                    endpoint, "GET", "/health", timeout=aiohttp.ClientTimeout(total=1)
+                    endpoint,
+                    "GET",
+                    "/health",
+                    headers={NODE_TOKEN_HEADER: spec.token},
+                    timeout=aiohttp.ClientTimeout(total=1),
                 ) as response:
                     if response.status == 200:
                         return None
@@ -155,12 +228,18 @@ class NodeManager:
 
     async def _mark_failed(self, tenant_id: str, tool_name: str, error: str) -> None:
         try:
-            await self.store.tools.transition(
+            record = await self.store.tools.transition(
                 tenant_id, tool_name, allowed_from=LIVE, status=ToolStatus.failed, error=error
             )
             log.warning("node failed", extra={"tool": tool_name, "tenant": tenant_id, "error": error})
         except (NotFound, Conflict):
-            pass
+            return
+        await self._release_port(record)
+
+    async def _release_port(self, record: ToolInstance) -> None:
+        """A node that ended gives its port back at once (a failed node kept it until a restart)."""
+        if record.port is not None:
+            await self.store.ports.release(record.port, port_owner(record.tenant_id, record.tool_name))
 
     # -- queries --------------------------------------------------------------------------------------
     async def status(self, tenant_id: str, tool_name: str) -> ToolInstance:
@@ -183,7 +262,7 @@ class NodeManager:
         else:
             status, error = ToolStatus.failed, f"node died: {state.reason}, exit code {state.exit_code}"
         try:
-            return await self.store.tools.transition(
+            ended = await self.store.tools.transition(
                 record.tenant_id,
                 record.tool_name,
                 allowed_from=[ToolStatus.running],
@@ -192,6 +271,8 @@ class NodeManager:
             )
         except Conflict:
             return await self.store.tools.get(record.tenant_id, record.tool_name)
+        await self._release_port(ended)
+        return ended
 
     async def list(self, tenant_id: str) -> list[ToolInstance]:
         return await self.store.tools.list(tenant_id)
@@ -205,7 +286,10 @@ class NodeManager:
             launch.cancel()
             await asyncio.gather(launch, return_exceptions=True)
         if record.container_id:
-            await self.runtime.stop(record.container_id)
+            try:
+                await self.runtime.stop(record.container_id, (self.namespace, tenant_id, tool_name))
+            except RuntimeError_ as exc:  # not ours after all: left alone, the record is gone anyway
+                log.warning("node not removed: %s", exc, extra={"tool": tool_name, "tenant": tenant_id})
         unix = self._unix_sessions.pop(record.endpoint.removeprefix("unix:"), None)
         if unix is not None:
             await unix.close()
@@ -289,6 +373,7 @@ class NodeManager:
                     record.node_token,
                     namespace=self.namespace,
                     allow_private_urls=self.allow_private_urls,
+                    network=self.network_for(self._known_tool(record.tool_name)),
                 )
                 self._spawn_launch(spec, node.node_id)
         for node in nodes.values():  # labelled ours, but no record claims it
@@ -296,6 +381,13 @@ class NodeManager:
             counts["orphans_removed"] += 1
         counts["ports_reclaimed"] = await self._reclaim_ports()
         return counts
+
+    @staticmethod
+    def _known_tool(tool_name: str) -> type[Tool] | None:
+        try:
+            return tool_class(tool_name)
+        except UnknownTool:
+            return None
 
     async def _reclaim_ports(self) -> int:
         """Release ports whose owner no longer holds them: a manager that died between allocating a port and

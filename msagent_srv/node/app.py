@@ -44,6 +44,7 @@ def _authorize(request: web.Request) -> None:
 
 
 async def health(request: web.Request) -> web.Response:
+    _authorize(request)  # readiness is the manager's business: it sends the node secret
     return web.json_response({"status": "ok", "tool": request.app[TOOL].name})
 
 
@@ -72,17 +73,20 @@ async def execute_tool(request: web.Request) -> web.Response:
     except ToolError as exc:
         request.app[METRICS].executions.labels("tool_error").inc()
         raise ApiError(400, f"tool {tool.name} failed: {exc}", code="tool_error") from None
-    except Exception as exc:
+    except Exception as exc:  # a tool failure is the caller's answer, never a 500 of ours
         request.app[METRICS].executions.labels("crashed").inc()
         log.warning("tool %s raised %s", tool.name, exc.__class__.__name__, exc_info=True)
         raise ApiError(
-            500, f"tool {tool.name} raised {exc.__class__.__name__}: {exc}", code="tool_crashed"
+            400, f"tool {tool.name} failed: {exc.__class__.__name__}: {exc}"[:2000], code="tool_error"
         ) from None
     request.app[METRICS].executions.labels("ok").inc()
     try:
         json.dumps(result)
     except (TypeError, ValueError):
-        result = str(result)
+        try:
+            result = str(result)
+        except ValueError as exc:  # e.g. an integer past Python's str() digit limit
+            raise ApiError(400, f"tool {tool.name} failed: {exc}", code="tool_error") from None
     return envelope(request, result)
 
 
@@ -99,5 +103,14 @@ def create_app(tool: Tool, *, token: str = "", call_timeout: float = 60.0) -> we
     app.router.add_get("/health", health)
     app.router.add_get("/tool_info", tool_info)
     app.router.add_post("/execute_tool", execute_tool)
-    app.router.add_get("/metrics", metrics.handle)
+
+    async def metrics_handler(request: web.Request) -> web.Response:
+        _authorize(request)
+        return await metrics.handle(request)
+
+    async def close_tool(_app: web.Application) -> None:
+        await tool.close()
+
+    app.on_shutdown.append(close_tool)
+    app.router.add_get("/metrics", metrics_handler)
     return app

@@ -49,6 +49,10 @@ class Tool:
     parameters: ClassVar[list[dict[str, Any]] | dict[str, Any]] = []
     # Built-in tools whose effects stay inside their process may run in-process in the assistant.
     trusted: ClassVar[bool] = True
+    # Runs code its callers write (the process runtime refuses such tools unless the operator opts in).
+    executes_code: ClassVar[bool] = False
+    # Needs outbound network (nodes get none unless their tool says so and the operator allows it).
+    needs_network: ClassVar[bool] = False
 
     def __init__(self, cfg: dict[str, Any] | None = None) -> None:
         self.cfg: dict[str, Any] = dict(cfg or {})
@@ -80,3 +84,6 @@ class Tool:
 
     def call(self, params: str | dict[str, Any], **kwargs: Any) -> Any:
         raise NotImplementedError
+
+    async def close(self) -> None:
+        """Called when the node shuts down: end whatever the tool still runs."""

@@ -6,7 +6,10 @@ runtime (one pod and one service a node, found again by labels) fits the same fi
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +38,11 @@ class NodeSpec:
     # Managers that share an engine but not a Redis keep apart by namespace.
     namespace: str = "default"
     allow_private_urls: bool = False  # the operator's MSAGENT_ALLOW_PRIVATE_URLS, for the tool
+    network: str = "none"  # Docker network of this node ("none": no network, reached over a Unix socket)
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.namespace, self.tenant_id, self.tool_name)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -48,26 +56,47 @@ class NodeSpec:
 
     @property
     def unit_name(self) -> str:
-        """A name unique per (tenant, tool) that is valid for containers, pods and services."""
-        digest = hashlib.sha256(f"{self.namespace}/{self.tenant_id}/{self.tool_name}".encode()).hexdigest()[
-            :8
-        ]
-        return f"msagent-node-{self.tool_name}-{self.tenant_id}-{digest}".lower().replace("_", "-")[:63]
+        """A name unique per (namespace, tenant, tool) by construction, valid for containers, pods and
+        services (at most 63 characters of [a-z0-9-])."""
+        return unit_name(*self.identity)
+
+    def secrets(self) -> str:
+        """What the node must know but its tool's code must not read: delivered outside the environment."""
+        return json.dumps({"token": self.token, "tool_cfg": self.tool_cfg})
 
     def environment(self, port: int | None = None, host: str = "0.0.0.0") -> dict[str, str]:
-        import json
-
+        """The node's environment: nothing secret (the token and tool_cfg go through `secrets()`)."""
         return {
             "MSAGENT_TOOL_NAME": self.tool_name,
             "MSAGENT_TENANT_ID": self.tenant_id,
             "MSAGENT_NAMESPACE": self.namespace,
-            "MSAGENT_TOOL_CFG": json.dumps(self.tool_cfg),
-            "MSAGENT_NODE_TOKEN": self.token,
             "MSAGENT_NODE_HOST": host,
             "MSAGENT_NODE_PORT": str(port or self.port),
             "MSAGENT_NODE_CALL_TIMEOUT": str(self.call_timeout),
             **({ALLOW_ENV: "true"} if self.allow_private_urls else {}),
         }
+
+
+def unit_name(namespace: str, tenant_id: str, tool_name: str) -> str:
+    """`msa-<readable>-<sha256 of the identity, whole, base32>`: 4 + at most 6 + 1 + 52 characters. The
+    identity is JSON-encoded, so no two (namespace, tenant, tool) triples hash the same input."""
+    identity = json.dumps([namespace, tenant_id, tool_name]).encode()
+    digest = base64.b32encode(hashlib.sha256(identity).digest()).decode().rstrip("=").lower()
+    readable = re.sub(r"[^a-z0-9]+", "-", tool_name.lower()).strip("-")[:6].strip("-") or "node"
+    return f"msa-{readable}-{digest}"
+
+
+def labels_match(labels: dict[str, str], identity: tuple[str, str, str]) -> bool:
+    """True when a container's labels say it is the node of `identity` (namespace, tenant, tool)."""
+    return (
+        labels.get(LABEL_MANAGED) == "1"
+        and (
+            labels.get(LABEL_NAMESPACE),
+            labels.get(LABEL_TENANT),
+            labels.get(LABEL_TOOL),
+        )
+        == identity
+    )
 
 
 def tcp_endpoint(host: str, port: int) -> str:
@@ -104,8 +133,9 @@ class Runtime(Protocol):
     def endpoint(self, spec: NodeSpec, connect_host: str) -> str:
         """Where the manager reaches the node: `http://host:port` or `unix:/path/to/socket`."""
 
-    async def stop(self, node_id: str) -> None:
-        """Stop and remove the node; a node that is already gone is not an error."""
+    async def stop(self, node_id: str, identity: tuple[str, str, str] | None = None) -> None:
+        """Stop and remove the node; a node that is already gone is not an error. With `identity`
+        (namespace, tenant, tool), a node that turns out to be another's is left alone (RuntimeError_)."""
 
     async def state(self, node_id: str) -> NodeState | None:
         """The node's state, or None when the runtime no longer knows it."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,11 +24,13 @@ from .base import (
     NodeState,
     RuntimeError_,
     RuntimeNode,
+    labels_match,
     tcp_endpoint,
 )
 
 CONTAINER_PORT = 8000
-SOCKET_MOUNT = "/run/msagent"
+SOCKET_MOUNT = "/run/msagent"  # the node's own directory: its socket, and its secrets until it read them
+SECRETS_FILE = "secrets.json"
 
 
 class DockerRuntime:
@@ -36,7 +40,7 @@ class DockerRuntime:
         self,
         *,
         bind_address: str = "127.0.0.1",
-        network: str = "bridge",
+        network: str = "none",
         memory_mb: int = 512,
         cpus: float = 1.0,
         pids_limit: int = 128,
@@ -62,16 +66,16 @@ class DockerRuntime:
         except (DockerError, OSError, ValueError, asyncio.TimeoutError):
             return False
 
-    @property
-    def isolated(self) -> bool:
+    @staticmethod
+    def isolated(spec: NodeSpec) -> bool:
         """No network at all: the node is reached through a Unix socket."""
-        return self.network == "none"
+        return spec.network == "none"
 
     def socket_dir(self, spec: NodeSpec) -> Path:
         return self.sockets_dir / hashlib.sha256(spec.unit_name.encode()).hexdigest()[:16]
 
     def endpoint(self, spec: NodeSpec, connect_host: str) -> str:
-        if self.isolated:
+        if self.isolated(spec):
             return f"unix:{self.socket_dir(spec) / 'node.sock'}"
         return tcp_endpoint(connect_host, spec.port)
 
@@ -82,7 +86,8 @@ class DockerRuntime:
             "Image": spec.image,
             "Entrypoint": ["python3", "-m", "msagent_srv.node"],
             "Cmd": [],
-            "Env": [f"{k}={v}" for k, v in env.items()],
+            "Env": [f"{k}={v}" for k, v in env.items()]
+            + [f"MSAGENT_NODE_SECRETS={SOCKET_MOUNT}/{SECRETS_FILE}"],
             "User": self.user,
             "WorkingDir": "/tmp",
             "Labels": spec.labels,
@@ -101,37 +106,50 @@ class DockerRuntime:
                 "CapDrop": ["ALL"],
                 "ReadonlyRootfs": True,
                 "Tmpfs": {"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_mb}m"},
-                "NetworkMode": self.network,
+                "NetworkMode": spec.network,
                 "RestartPolicy": {"Name": "no"},
+                "Mounts": [
+                    {
+                        "Type": "bind",
+                        "Source": str(self.socket_dir(spec)),
+                        "Target": SOCKET_MOUNT,
+                        "ReadOnly": False,
+                    }
+                ],
             },
         }
-        if self.isolated:
+        if self.isolated(spec):
             config["Env"].append(f"MSAGENT_NODE_SOCKET={SOCKET_MOUNT}/node.sock")
             config.pop("ExposedPorts")
             config["HostConfig"].pop("PortBindings")
-            config["HostConfig"]["Mounts"] = [
-                {
-                    "Type": "bind",
-                    "Source": str(self.socket_dir(spec)),
-                    "Target": SOCKET_MOUNT,
-                    "ReadOnly": False,
-                }
-            ]
         return config
 
     async def start(self, spec: NodeSpec) -> str:
-        if self.isolated:
-            await asyncio.to_thread(self._prepare_socket_dir, spec)
+        await self._refuse_foreign(spec)
+        await asyncio.to_thread(self._prepare_node_dir, spec)
         try:
             container = await self._docker.containers.create_or_replace(
                 spec.unit_name, self.container_config(spec)
             )
             await container.start()
         except DockerError as exc:
+            await asyncio.to_thread(shutil.rmtree, self.socket_dir(spec), True)
             raise RuntimeError_(f"docker could not start {spec.unit_name}: {exc.message}") from None
         return str(container.id)
 
-    def _prepare_socket_dir(self, spec: NodeSpec) -> None:
+    async def _refuse_foreign(self, spec: NodeSpec) -> None:
+        """A container under this node's name that is not this node's (labels) is never replaced."""
+        try:
+            info = await self._docker.containers.container(spec.unit_name).show()
+        except DockerError as exc:
+            if exc.status == 404:
+                return
+            raise RuntimeError_(f"docker could not inspect {spec.unit_name}: {exc.message}") from None
+        if not labels_match(info["Config"].get("Labels") or {}, spec.identity):
+            raise RuntimeError_(f"container {spec.unit_name} belongs to another node: not replaced")
+
+    def _prepare_node_dir(self, spec: NodeSpec) -> None:
+        """The node's directory with its secrets file, readable by the node's user only where we can chown."""
         directory = self.socket_dir(spec)
         if len(str(directory / "node.sock").encode()) > 100:
             raise RuntimeError_(
@@ -139,17 +157,30 @@ class DockerRuntime:
             )
         shutil.rmtree(directory, ignore_errors=True)  # a stale socket from an earlier node
         directory.mkdir(parents=True)
-        directory.chmod(0o777)  # the node's unprivileged user creates its socket here
+        directory.chmod(0o777)  # the node's unprivileged user creates its socket and deletes its secrets here
+        secrets = directory / SECRETS_FILE
+        fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(spec.secrets())
+        uid, _, gid = self.user.partition(":")
+        try:
+            os.chown(secrets, int(uid), int(gid or uid))
+        except (OSError, ValueError):  # not root, or a user given by name: the node must still read it
+            secrets.chmod(0o644)
 
-    async def stop(self, node_id: str) -> None:
-        if self.isolated:
-            try:
-                info = await self._docker.containers.container(node_id).show()
-                mounts = [m["Source"] for m in info.get("Mounts", []) if m.get("Destination") == SOCKET_MOUNT]
-                for source in mounts:
-                    await asyncio.to_thread(shutil.rmtree, source, True)
-            except DockerError:
-                pass
+    async def stop(self, node_id: str, identity: tuple[str, str, str] | None = None) -> None:
+        try:
+            info = await self._docker.containers.container(node_id).show()
+        except DockerError as exc:
+            if exc.status == 404:
+                return
+            raise RuntimeError_(f"docker could not inspect {node_id[:12]}: {exc.message}") from None
+        if identity is not None and not labels_match(info["Config"].get("Labels") or {}, identity):
+            raise RuntimeError_(f"container {node_id[:12]} is not the node of {identity[1]}/{identity[2]}")
+        for mount in info.get("Mounts", []):
+            if mount.get("Destination") == SOCKET_MOUNT:
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(shutil.rmtree, mount["Source"], True)
         try:
             await self._docker.containers.container(node_id).delete(force=True)
         except DockerError as exc:
@@ -188,7 +219,6 @@ class DockerRuntime:
         for container in containers:
             info = await container.show()
             labels = info["Config"].get("Labels") or {}
-            env = dict(e.split("=", 1) for e in info["Config"].get("Env") or [] if "=" in e)
             found.append(
                 RuntimeNode(
                     node_id=str(info["Id"]),
@@ -196,7 +226,6 @@ class DockerRuntime:
                     tenant_id=labels.get(LABEL_TENANT, ""),
                     port=int(labels.get(LABEL_PORT, "0")),
                     running=bool(info["State"].get("Running")),
-                    token=env.get("MSAGENT_NODE_TOKEN", ""),
                 )
             )
         return found

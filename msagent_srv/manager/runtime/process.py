@@ -1,8 +1,11 @@
 """Process runtime: each node a local subprocess, for hosts with no Docker engine.
 
-Isolation is what an unprivileged host allows: a fresh session, a clean environment, its own working
-directory, and rlimits on memory, processes and open files. Nodes are found again after a manager restart
-by their pid and command line.
+Isolation is what an unprivileged host allows: a fresh session, a minimal environment with nothing secret
+in it (the node token and tool_cfg come on stdin), its own working directory, and rlimits on memory and core
+dumps. Tool code runs as the manager's user on the manager's host: tools that execute code are refused here
+unless the operator opts in (MSAGENT_PROCESS_RUNTIME_UNSAFE_TOOLS), and even then their code runs without
+capabilities, next to processes (the node, the manager) that are non-dumpable. Nodes are found again after a
+manager restart by their pid and command line (`msagent_srv.node <unit> <namespace> <tenant> <tool> <port>`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 
 from .base import NodeSpec, NodeState, RuntimeError_, RuntimeNode, tcp_endpoint
 
+_ENV_KEPT = ("PATH", "LANG", "LC_ALL", "TZ", "MSAGENT_LOG_LEVEL", "MSAGENT_LOG_FORMAT")
+
 _MARKER = "msagent_srv.node"
 
 
@@ -28,12 +33,12 @@ def _limits(memory_mb: int) -> None:  # runs in the child before exec
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _environ_of(pid: int) -> dict[str, str]:
+def _cmdline_of(pid: int) -> list[str]:
     try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return {}
-    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+        return []
+    return raw.decode(errors="replace").split("\0")
 
 
 def _is_node(pid: int) -> bool:
@@ -69,25 +74,34 @@ class ProcessRuntime:
     def _spawn(self, spec: NodeSpec) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         workdir = tempfile.mkdtemp(prefix=f"{spec.unit_name}-")
+        # nothing of the manager's own environment but these (no REDIS_URL, no keys)
         env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
+            **{name: os.environ[name] for name in _ENV_KEPT if name in os.environ},
             "HOME": workdir,
             **spec.environment(host=self.bind_address),
             "MSAGENT_PROCESS_NODE": spec.unit_name,
+            "MSAGENT_NODE_SECRETS": "stdin",
         }
         log_path = self.log_dir / f"{spec.unit_name}.log"
+        identity = [spec.unit_name, spec.namespace, spec.tenant_id, spec.tool_name, str(spec.port)]
         with open(log_path, "wb") as log_file:
             child = subprocess.Popen(
-                [sys.executable, "-m", _MARKER],
+                [sys.executable, "-m", _MARKER, *identity],
                 env=env,
                 cwd=workdir,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=lambda: _limits(self.memory_mb),
             )
+        assert child.stdin is not None
+        try:  # the secrets, on a pipe only the node reads: not in its environment, not on disk
+            child.stdin.write(spec.secrets().encode() + b"\n")
+            child.stdin.close()
+        except BrokenPipeError:
+            pass
         link = self._log_path(child.pid)
         link.unlink(missing_ok=True)
         link.symlink_to(log_path)
@@ -96,8 +110,13 @@ class ProcessRuntime:
     def endpoint(self, spec: NodeSpec, connect_host: str) -> str:
         return tcp_endpoint(connect_host, spec.port)
 
-    async def stop(self, node_id: str) -> None:
+    async def stop(self, node_id: str, identity: tuple[str, str, str] | None = None) -> None:
         pid = int(node_id)
+        if identity is not None and _is_node(pid):
+            args = _cmdline_of(pid)
+            found = tuple(args[args.index(_MARKER) + 2 : args.index(_MARKER) + 5]) if _MARKER in args else ()
+            if found and found != identity:
+                raise RuntimeError_(f"process {pid} is not the node of {identity[1]}/{identity[2]}")
         child = self._children.pop(pid, None)
         if child is None and not _is_node(pid):
             return
@@ -141,17 +160,18 @@ class ProcessRuntime:
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or not _is_node(int(entry.name)):
                 continue
-            env = _environ_of(int(entry.name))
-            if "MSAGENT_PROCESS_NODE" not in env or env.get("MSAGENT_NAMESPACE") != namespace:
+            args = _cmdline_of(int(entry.name))
+            identity = args[args.index(_MARKER) + 1 :] if _MARKER in args else []
+            if len(identity) < 5 or identity[1] != namespace:
                 continue
+            _unit, _namespace, tenant, tool, port = identity[:5]
             found.append(
                 RuntimeNode(
                     node_id=entry.name,
-                    tool_name=env.get("MSAGENT_TOOL_NAME", ""),
-                    tenant_id=env.get("MSAGENT_TENANT_ID", ""),
-                    port=int(env.get("MSAGENT_NODE_PORT", "0")),
+                    tool_name=tool,
+                    tenant_id=tenant,
+                    port=int(port) if port.isdigit() else 0,
                     running=True,
-                    token=env.get("MSAGENT_NODE_TOKEN", ""),
                 )
             )
         return found

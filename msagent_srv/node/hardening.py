@@ -1,0 +1,99 @@
+"""Process hardening on Linux: keep secrets out of reach of code that runs as the same user.
+
+- `set_non_dumpable()`: /proc/<pid>/{environ,mem,maps} of this process become unreadable to other processes
+  of the same uid that lack CAP_SYS_PTRACE, and they cannot ptrace it (the node and the manager call it).
+- `drop_all_capabilities()`: for a child run as root (the process runtime), before exec: no capability left,
+  none regained by exec, `no_new_privs` set. Root without CAP_SYS_PTRACE cannot read a non-dumpable
+  process's /proc files either.
+- `kill_session(sid)`: SIGKILL every process of a session (its process groups), e.g. everything a code
+  execution forked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+_CAP_VERSION_3 = 0x20080522
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def set_non_dumpable() -> bool:
+    """True when the kernel accepted it (Linux only)."""
+    libc = _libc()
+    return libc is not None and libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """In a child before exec: the kernel sends `sig` when the parent thread ends."""
+    libc = _libc()
+    if libc is not None:
+        libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def drop_all_capabilities() -> None:
+    """Runs in a child before exec. Raises OSError when the kernel refuses (the child then does not run)."""
+    libc = _libc()
+    if libc is None:
+        raise OSError("no libc to drop capabilities with")
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    if os.geteuid() != 0:
+        return  # an unprivileged user holds no capabilities to drop (a container's user: none at all)
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    for cap in range(last + 1):  # the bounding set: exec cannot give them back
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+    header = _CapHeader(_CAP_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if libc.capset(ctypes.byref(header), ctypes.byref(data)) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def session_members(sid: int) -> list[int]:
+    """Pids whose session is `sid` (the leader included)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state ppid pgrp session ...
+        if int(fields[3]) == sid:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL the process group `sid` and every other process of session `sid`."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(sid, signal.SIGKILL)
+    for pid in session_members(sid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
