@@ -86,6 +86,10 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "msagent-srv"
 
 
+# Older names, read where the current one is unset (the original servers' clients set OPENAI_API_BASE).
+ALIASES: dict[str, str] = {"openai_base_url": "OPENAI_API_BASE"}
+
+
 class Settings(BaseModel):
     """Everything a service can be told. Durations are seconds, sizes are MiB."""
 
@@ -219,6 +223,9 @@ class Settings(BaseModel):
         values: dict[str, Any] = {
             field: environ[name] for field, name in ENVIRONMENT.items() if environ.get(name, "") != ""
         }
+        for field, name in ALIASES.items():
+            if field not in values and environ.get(name, "") != "":
+                values[field] = environ[name]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -139,3 +139,35 @@ def test_resent_and_stored_conversations_reach_the_model_once(
         lite(style, [u1, a1, u2, a2, u3] if style == "resend" else [u3])
         expected = [(m["role"], m["content"]) for m in (u1, a1, u2, a2, u3)]
         assert seen() == expected, style
+
+
+def test_the_originals_model_server_values_are_served(assistant_factory, upstream: ScriptedUpstream) -> None:
+    # OPENAI_API_BASE, the name the original servers' users set, is read as OPENAI_BASE_URL is
+    service = assistant_factory(OPENAI_BASE_URL="", OPENAI_API_BASE=upstream.openai_url)
+
+    def lite(llm_config: dict) -> requests.Response:
+        return requests.post(
+            service.url + "/v1/assistants/lite",
+            json={"llm_config": {"model": "qwen-max", "api_key": "k", **llm_config},
+                  "messages": [{"role": "user", "content": "hi"}]},
+            timeout=60,
+        )  # fmt: skip
+
+    upstream.script = lambda _body: "served"  # type: ignore[assignment]
+    for llm_config in (
+        {"model_server": "openai"},  # the configured upstream, found through OPENAI_API_BASE
+        {"model_server": "vllm"},
+        {"model_server": "azure_openai"},
+        {"model_server": "vllm-server", "api_base": upstream.openai_url},
+        {"model_server": "my-own-server", "api_base": upstream.openai_url},  # any name with an api_base
+        {"model_server": "dashscope_qwen"},
+        {"model_server": "dashscope"},
+    ):
+        reply = lite(llm_config)
+        assert reply.status_code == 200 and reply.json()["output"]["answer"] == "served", (
+            llm_config,
+            reply.text,
+        )
+    assert "parameters" in upstream.requests[-1]  # the DashScope wire, for the dashscope_* values
+    unknown = lite({"model_server": "modelscope"})  # a local ModelScope model: not something we run
+    assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "unknown_model_server"

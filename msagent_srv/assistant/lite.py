@@ -12,10 +12,10 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
+from .. import netguard
 from ..client.errors import ToolServiceError
 from ..client.tool_proxy import AsyncToolServiceProxy
 from ..identity import Space
@@ -57,6 +57,18 @@ def _as_text(result: Any) -> str:
     return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
 
 
+# model_server values the original servers' clients send, by the backend that serves them
+_ORIGINAL_SERVERS = {"azure_openai": "openai", "vllm": "openai", "vllm-server": "openai"}
+
+
+def backend_family(model_server: str) -> str:
+    """Our backend for a model_server value: `dashscope_qwen` etc. are DashScope, vLLM and Azure are
+    OpenAI-compatible; other values are kept (with an api_base, they are OpenAI-compatible servers)."""
+    if model_server.startswith("dashscope"):
+        return "dashscope"
+    return _ORIGINAL_SERVERS.get(model_server, model_server)
+
+
 def _bad_api_base(message: str) -> ApiError:
     return ApiError(400, message, param="llm_config.api_base", code="invalid_api_base")
 
@@ -80,9 +92,11 @@ class LiteAgentService:
     # -- setup ------------------------------------------------------------------------------------------
     async def backend(self, request: LiteAgentRequest, upstream_key: str | None) -> Backend:
         llm = request.llm_config
-        server = llm.model_server or self.router.routes.get(llm.model) or self.settings.model_server
+        server = backend_family(
+            llm.model_server or self.router.routes.get(llm.model) or self.settings.model_server
+        )
         timeout = self.settings.upstream_timeout
-        if llm.api_base:
+        if llm.api_base:  # any model_server with an api_base but DashScope is an OpenAI-compatible server
             await self._check_api_base(llm.api_base)
             if server == "dashscope":
                 backend: Backend = DashScopeBackend(self.session, llm.api_base, llm.api_key, timeout)
@@ -112,12 +126,11 @@ class LiteAgentService:
     async def _check_api_base(self, url: str) -> None:
         """A caller's api_base must be an http(s) URL of a public host (unless the operator allows others)."""
         try:
-            parts = urlsplit(url)
-            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-        except ValueError:
-            valid = False
-        if not valid:
-            raise _bad_api_base("llm_config.api_base must be an http(s) URL")
+            netguard.origin(url)  # an http(s) URL with a usable host and port, whatever the guard allows
+        except netguard.InvalidUrl as exc:
+            raise _bad_api_base(
+                f"llm_config.api_base must be an http(s) URL with a valid host: {exc}"
+            ) from None
         if self.settings.allow_private_urls:
             return
         try:

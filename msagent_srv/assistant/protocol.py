@@ -269,7 +269,9 @@ ApiKey = Annotated[str, Field(pattern=API_KEY_PATTERN)]
 
 class LLMConfig(Lenient):
     model: str = ""
-    model_server: Literal["dashscope", "openai", "ollama", "local"] | None = None
+    # dashscope | openai | ollama | local, the original's values (dashscope_qwen, vllm, azure_openai...), or
+    # any name with an api_base (an OpenAI-compatible server)
+    model_server: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     api_key: ApiKey | None = None
     api_base: str | None = None
     generate_config: dict[str, Any] = Field(default_factory=dict)
