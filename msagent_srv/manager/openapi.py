@@ -22,11 +22,12 @@ from .schemas import (
 
 STATUS = Envelope[ToolStatusOutput]
 NODE_ERRORS = (400, 401, 403, 404, 409, 503)
+CREATE_ERRORS = (*NODE_ERRORS, 429)  # 400 unknown tool, 403 refused on this runtime, 429 tenant at its cap
 OPERATIONS = [
     Operation("post", "/create_tool_service", "Create a tool node (answers pending at once)",
-              body=CreateToolRequest, reply=STATUS, errors=NODE_ERRORS),
+              body=CreateToolRequest, reply=STATUS, errors=CREATE_ERRORS),
     Operation("post", "/update_tool_service", "Restart a tool node with new config or image",
-              body=CreateToolRequest, reply=STATUS, errors=NODE_ERRORS),
+              body=CreateToolRequest, reply=STATUS, errors=CREATE_ERRORS),
     Operation("post", "/check_tool_service_status", "Status of a tool node", body=ToolRef, reply=STATUS,
               errors=NODE_ERRORS),
     Operation("post", "/remove_tool", "Stop and remove a tool node", body=ToolRef, reply=STATUS,
