@@ -1,7 +1,8 @@
 """Scripted stand-ins for remote model APIs (OpenAI, DashScope), speaking their wire formats, on loopback.
 
 Each reply comes from `script` (a list consumed in order, or a function of the request). Like a real
-model, a reply is cut at the first stop sequence the request names."""
+model, a reply is cut at the first stop sequence the request names. DashScope's image synthesis is an async
+task, PENDING then RUNNING for `image_polls` polls, then SUCCEEDED with a result URL (or FAILED)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,13 @@ class ScriptedUpstream:
         self.garbage = False  # answer 200 with a body that is not JSON
         # while True, every stream pauses after its first content chunk until the test sets it False
         self.hold_streams = False
+        # DashScope image synthesis (wanx): the key it accepts (None: any), how many polls a task stays
+        # PENDING/RUNNING, and (code, message) to end tasks FAILED instead of SUCCEEDED
+        self.image_key: str | None = None
+        self.image_polls = 2
+        self.image_failure: tuple[str, str] | None = None
+        self.image_requests: list[dict[str, Any]] = []  # {method, path, headers, body} of every image call
+        self.image_tasks: dict[str, dict[str, Any]] = {}
         self._epoch = 0  # bumped by reset(): requests admitted before it no longer consume the script
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -54,6 +62,8 @@ class ScriptedUpstream:
         self.disconnects, self.reject_tools, self.native_calls = 0, None, []
         self.omit_usage, self.break_after_chunks, self.garbage = False, None, False
         self.hold_streams = False
+        self.image_key, self.image_polls, self.image_failure = None, 2, None
+        self.image_requests, self.image_tasks = [], {}
 
     @property
     def openai_url(self) -> str:
@@ -79,6 +89,8 @@ class ScriptedUpstream:
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/api/v1/services/aigc/text-generation/generation", self._dashscope)
+        app.router.add_post("/api/v1/services/aigc/text2image/image-synthesis", self._image_synthesis)
+        app.router.add_get("/api/v1/tasks/{task_id}", self._task)
         runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(runner.setup())
         self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
@@ -295,10 +307,100 @@ class ScriptedUpstream:
         )
         await response.prepare(request)
         pieces = self._pieces(text)
+        incremental = bool(parameters.get("incremental_output"))
         for n, piece in enumerate(pieces, 1):
-            event = payload(piece, "stop" if n == len(pieces) else "null")
+            content = piece if incremental else "".join(pieces[:n])  # else each event: the text so far
+            event = payload(content, "stop" if n == len(pieces) else "null")
             await response.write(
                 f"id:{n}\nevent:result\n:HTTP_STATUS/200\ndata:{json.dumps(event, ensure_ascii=False)}\n\n".encode()
             )
         await response.write_eof()
         return response
+
+    # -- DashScope image synthesis: an async task, then polls of /tasks/{id} ------------------------------
+    def _image_denied(self, request: web.Request) -> web.Response | None:
+        """DashScope's 401 for a missing or wrong key (the key `image_key` names, else any)."""
+        auth = request.headers.get("Authorization", "")
+        key = auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
+        if key and (self.image_key is None or key == self.image_key):
+            return None
+        message = "Invalid API-key provided." if key else "No API-key provided."
+        return web.json_response(
+            {"code": "InvalidApiKey", "message": message, "request_id": str(uuid.uuid4())}, status=401
+        )
+
+    async def _image_synthesis(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        self.image_requests.append(
+            {"method": "POST", "path": request.path, "headers": dict(request.headers), "body": body}
+        )
+        request_id = str(uuid.uuid4())
+        denied = self._image_denied(request)
+        if denied is not None:
+            return denied
+        if request.headers.get("X-DashScope-Async", "").lower() != "enable":
+            return web.json_response(
+                {
+                    "code": "AccessDenied",
+                    "message": "current user api does not support synchronous calls",
+                    "request_id": request_id,
+                },
+                status=403,
+            )
+        prompt = ((body or {}).get("input") or {}).get("prompt") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not body.get("model") or not prompt:
+            return web.json_response(
+                {
+                    "code": "InvalidParameter",
+                    "message": "Field required: input.prompt",
+                    "request_id": request_id,
+                },
+                status=400,
+            )
+        task_id = str(uuid.uuid4())
+        self.image_tasks[task_id] = {"polls": 0, "submitted": time.strftime("%Y-%m-%d %H:%M:%S.000")}
+        return web.json_response(
+            {"output": {"task_id": task_id, "task_status": "PENDING"}, "request_id": request_id}
+        )
+
+    def image_url(self, task_id: str) -> str:
+        """The result URL a task ends with (an OSS URL in DashScope's shape)."""
+        return (
+            f"https://dashscope-result-sh.oss-cn-shanghai.aliyuncs.com/1d/standin/{task_id}-1.png"
+            "?Expires=1700000000&OSSAccessKeyId=LTAIstandin&Signature=c3RhbmRpbg%3D%3D"
+        )
+
+    async def _task(self, request: web.Request) -> web.Response:
+        task_id = request.match_info["task_id"]
+        self.image_requests.append(
+            {"method": "GET", "path": request.path, "headers": dict(request.headers), "body": None}
+        )
+        denied = self._image_denied(request)
+        if denied is not None:
+            return denied
+        request_id = str(uuid.uuid4())
+        task = self.image_tasks.get(task_id)
+        if task is None:  # as DashScope answers for an id it does not know (or has forgotten)
+            return web.json_response(
+                {"request_id": request_id, "output": {"task_id": task_id, "task_status": "UNKNOWN"}}
+            )
+        task["polls"] += 1
+        output: dict[str, Any] = {"task_id": task_id, "submit_time": task["submitted"]}
+        if task["polls"] <= self.image_polls:
+            output["task_status"] = "PENDING" if task["polls"] == 1 else "RUNNING"
+            output["task_metrics"] = {"TOTAL": 1, "SUCCEEDED": 0, "FAILED": 0}
+            return web.json_response({"request_id": request_id, "output": output})
+        ended = time.strftime("%Y-%m-%d %H:%M:%S.000")
+        output.update(scheduled_time=task["submitted"], end_time=ended)
+        if self.image_failure is not None:
+            code, message = self.image_failure
+            output.update(task_status="FAILED", code=code, message=message)
+            output["task_metrics"] = {"TOTAL": 1, "SUCCEEDED": 0, "FAILED": 1}
+            return web.json_response({"request_id": request_id, "output": output})
+        output.update(task_status="SUCCEEDED", results=[{"url": self.image_url(task_id)}])
+        output["task_metrics"] = {"TOTAL": 1, "SUCCEEDED": 1, "FAILED": 0}
+        return web.json_response({"request_id": request_id, "output": output, "usage": {"image_count": 1}})
