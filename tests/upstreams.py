@@ -7,6 +7,7 @@ task, PENDING then RUNNING for `image_polls` polls, then SUCCEEDED with a result
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -53,6 +54,7 @@ class ScriptedUpstream:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._ready = threading.Event()
+        self._runner: web.AppRunner | None = None
 
     # -- control --------------------------------------------------------------------------------------
     def reset(self, script: Script | None = None) -> None:
@@ -79,6 +81,9 @@ class ScriptedUpstream:
         return self
 
     def stop(self) -> None:
+        if self._runner is not None:  # closes the connections clients keep alive (the SDKs' pools)
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -91,7 +96,7 @@ class ScriptedUpstream:
         app.router.add_post("/api/v1/services/aigc/text-generation/generation", self._dashscope)
         app.router.add_post("/api/v1/services/aigc/text2image/image-synthesis", self._image_synthesis)
         app.router.add_get("/api/v1/tasks/{task_id}", self._task)
-        runner = web.AppRunner(app, access_log=None)
+        runner = self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(runner.setup())
         self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
         self._ready.set()
