@@ -93,7 +93,7 @@ def test_agent_calls_code_interpreter_remotely(
         agent.close()
     assert output.startswith("I will compute it.")
     assert 'Action: code_interpreter\nAction Input: {"code": "print(6 * 7)"}' in output
-    assert 'Observation: {"stdout": "42\\n"' in output
+    assert 'Observation: <result>{"stdout": "42\\n"' in output
     assert output.endswith("Answer: The answer is 42.")
     # the model saw the tool's result on its second turn
     second = upstream.requests[1]["messages"]
@@ -122,7 +122,7 @@ def test_agents_keep_their_own_tools(
     remote_a.tools["calculator"].remove()  # one agent's node going away leaves the other's running
     upstream.reset(['Action: calculator\nAction Input: {"expression": "1+1"}', "Two."])
     output = "".join(remote_b.run("1+1?"))
-    assert "Observation: 2\n" in output and output.endswith("Answer: Two.")
+    assert "Observation: <result>2</result>\nAnswer: Two." in output and output.endswith("Answer: Two.")
     for agent in (local, other, remote_a, remote_b):
         agent.close()
 

@@ -99,7 +99,15 @@ def test_every_type_the_original_took_is_kept_and_text_of_any_kind_indexed(
 def test_agent_and_file_errors_carry_both_envelopes(assistant: ServiceProcess) -> None:
     lite = requests.post(assistant.url + "/v1/assistants/lite", json={"messages": "not a list"}, timeout=30)
     files = requests.post(assistant.url + "/v1/files", data={"uuid_str": "x" * 257}, timeout=30)
-    for reply in (lite, files):
+    generate = requests.post(  # a bad generate_config names its field (it was a 500)
+        assistant.url + "/v1/assistants/lite",
+        json={"llm_config": {"model": "m", "model_server": "openai", "api_key": "k",
+                             "generate_config": {"temperature": "hot"}},
+              "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )  # fmt: skip
+    assert generate.json()["error"]["param"] == "llm_config.generate_config"
+    for reply in (lite, files, generate):
         body = reply.json()
         assert reply.status_code == 400, body
         assert body["request_id"] and body["output"] is None  # the original's clients read these

@@ -20,7 +20,7 @@ from ..web.middleware import Renderer, error_middleware
 from . import files_routes, lite_routes, openapi, routes
 from .backends.http1 import MAX_EVENT_LINE, Http1Client
 from .backends.router import BackendRouter, caller_guard
-from .chat import ChatService
+from .engine import ChatEngine
 from .keys import CHAT, KNOWLEDGE, LITE, METRICS, ROUTER, SETTINGS, STORE, TASKS, Knowledge
 from .knowledge.base import KnowledgeBase
 from .knowledge.embeddings import Embedder, HTTPEmbedder, SentenceTransformerEmbedder
@@ -93,7 +93,7 @@ def create_app(settings: Settings) -> web.Application:
         await router.start()
         app[STORE], app[ROUTER] = store, router
         app[API_KEYS] = ApiKeys(store.redis)
-        app[CHAT] = ChatService(settings, router, metrics)
+        app[CHAT] = ChatEngine(settings, router, metrics)
         app[TASKS] = BackgroundTasks()
         try:
             knowledge = create_knowledge_base(settings, session, store, metrics)

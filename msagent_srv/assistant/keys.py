@@ -10,7 +10,7 @@ from ..settings import Settings
 from ..store import Store
 from ..web.errors import ApiError
 from .backends.router import BackendRouter
-from .chat import ChatService
+from .engine import ChatEngine
 from .knowledge.base import KnowledgeBase
 from .lite import LiteAgentService
 from .metrics import AssistantMetrics
@@ -19,7 +19,7 @@ from .tasks import BackgroundTasks
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 ROUTER = web.AppKey("router", BackendRouter)
-CHAT = web.AppKey("chat", ChatService)
+CHAT = web.AppKey("chat", ChatEngine)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from pydantic import ValidationError
 
 from .. import netguard
+from ..agent import AgentLoop, Call
 from ..client.errors import ToolServiceError
 from ..client.tool_proxy import AsyncToolServiceProxy
 from ..identity import Space
@@ -23,7 +25,6 @@ from ..netguard import ensure_public_url
 from ..settings import Settings
 from ..store import ChatMessage as StoredMessage
 from ..store import Store
-from ..tool_calls import ToolCallAssembler
 from ..tools import Tool, ToolError, UnknownTool, load_tool, parameters_to_json_schema
 from ..web.errors import ApiError
 from .backends.base import Backend
@@ -31,7 +32,7 @@ from .backends.dashscope_backend import DashScopeBackend
 from .backends.http1 import Http1Client
 from .backends.openai_compat import OpenAICompatibleBackend
 from .backends.router import BackendRouter
-from .chat import ChatService
+from .engine import ChatEngine, TextDelta, ToolCallEnd
 from .knowledge.base import KnowledgeBase
 from .protocol import ChatCompletionRequest, ChatMessage, LiteAgentRequest, ToolDefinition
 from .tokens import count_text
@@ -77,7 +78,7 @@ class LiteAgentService:
     def __init__(
         self,
         settings: Settings,
-        chat: ChatService,
+        chat: ChatEngine,
         router: BackendRouter,
         session: aiohttp.ClientSession,
         http: Http1Client,
@@ -286,59 +287,53 @@ class LiteAgentService:
                 ]
             )
             messages = ([ChatMessage(role="system", content=system)] if system else []) + history + new
-            produced: list[ChatMessage] = []
-            calls_made: list[dict[str, Any]] = []
-            if citations:
-                yield Event("citations", {"citations": citations})
-            answer = ""
-            generate = dict(request.llm_config.generate_config)
-            for _turn in range(self.settings.agent_max_turns):
+            try:  # the caller's generate_config rides on the model request: checked as its fields are
                 chat = ChatCompletionRequest.model_validate({
                     "model": request.llm_config.model, "messages": [m.model_dump(exclude_none=True) for m in messages],
-                    **({"tools": [d.model_dump() for d in definitions]} if definitions else {}), **generate,
+                    **({"tools": [d.model_dump() for d in definitions]} if definitions else {}),
+                    **request.llm_config.generate_config,
                 })  # fmt: skip
-                plan = self.chat.plan(chat, request.llm_config.api_key or upstream_key, backend)
-                text, calls = "", ToolCallAssembler()
-                async for batch in self.chat.stream(plan):
-                    for chunk in batch:
-                        if not chunk.choices:
-                            continue
-                        delta = chunk.choices[0].delta
-                        if delta.content:
-                            text += delta.content
-                            yield Event("delta", {"text": delta.content})
-                        calls.add(delta.tool_calls or [])
-                ordered = calls.calls
-                if not ordered:
-                    answer = text
-                    produced.append(ChatMessage(role="assistant", content=text))
-                    break
-                assistant = ChatMessage.model_validate(calls.assistant_message(text))
-                messages.append(assistant)
-                produced.append(assistant)
-                unanswered = []
-                for call in ordered:
-                    calls_made.append(call)
-                    yield Event("tool_call", call)
-                    executor = executors.get(call["name"])
-                    if self.metrics is not None and executor is not None:
-                        self.metrics.tool_calls.labels(call["name"]).inc()
-                    if executor is None:
-                        unanswered.append(call)
-                        continue
+            except ValidationError as exc:
+                raise ApiError(
+                    400,
+                    f"llm_config.generate_config: {exc.errors()[0]['msg']}",
+                    param="llm_config.generate_config",
+                    code="invalid_value",
+                ) from None
+            if citations:
+                yield Event("citations", {"citations": citations})
+            key = request.llm_config.api_key or upstream_key
+            loop = AgentLoop(executors, self.settings.agent_max_turns)
+            while loop.next_turn():
+                plan = self.chat.plan(chat.model_copy(update={"messages": messages}), key, backend)
+                text, calls = [], []
+                async for batch in self.chat.events(plan, stream=True):
+                    for event in batch:
+                        if isinstance(event, TextDelta):
+                            text.append(event.text)
+                            yield Event("delta", {"text": event.text})
+                        elif isinstance(event, ToolCallEnd):
+                            calls.append(Call(event.call.id, event.call.name, event.call.arguments))
+                runnable = loop.model_replied("".join(text), calls)
+                messages.append(ChatMessage.model_validate(loop.produced[-1]))
+                for call in calls:
+                    yield Event("tool_call", call.as_dict())
+                    if call not in runnable:
+                        continue  # the caller's own tool: the call goes back to it
+                    if self.metrics is not None:
+                        self.metrics.tool_calls.labels(call.name).inc()
                     try:
-                        observation = await executor(call["arguments"])
+                        observation = await executors[call.name](call.arguments)
                     except (ToolError, ToolServiceError) as exc:
                         observation = f"error: {exc}"
-                    yield Event("observation", {"id": call["id"], "name": call["name"], "text": observation})
-                    result = ChatMessage(role="tool", tool_call_id=call["id"], content=observation)
-                    messages.append(result)
-                    produced.append(result)
-                if unanswered:  # calls of the caller's own tools go back to the caller
-                    break
+                    yield Event("observation", {"id": call.id, "name": call.name, "text": observation})
+                    loop.observed(call, observation)
+                    messages.append(ChatMessage.model_validate(loop.produced[-1]))
+            produced = [ChatMessage.model_validate(m) for m in loop.produced]
             turn = new[answered:]  # what this request added to the conversation
             await self.store.sessions.append(space, [_stored(m) for m in [*turn, *produced]])
-            yield Event("done", {"answer": answer, "tool_calls": calls_made, "citations": citations})
+            calls_made = [c.as_dict() for c in loop.calls]
+            yield Event("done", {"answer": loop.answer, "tool_calls": calls_made, "citations": citations})
         finally:
             for proxy in proxies:
                 await proxy.close()

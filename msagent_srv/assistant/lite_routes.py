@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from pydantic_core import to_json
 
+from ..agent import Call, action_text, observation_text
 from ..web.auth import checked_key, scope, space_of
 from ..web.bodies import read_model
 from ..web.envelopes import envelope
@@ -24,9 +25,9 @@ def _transcript(event: Event) -> str:
     if event.kind == "delta":
         return event.data["text"]
     if event.kind == "tool_call":
-        return f"\nAction: {event.data['name']}\nAction Input: {event.data['arguments']}\n"
+        return action_text(Call(**event.data))
     if event.kind == "observation":
-        return f"Observation: <result>{event.data['text']}</result>\nAnswer: "
+        return observation_text(event.data["text"])
     return ""
 
 

@@ -15,8 +15,10 @@ from ..web.bodies import read_model
 from ..web.errors import ApiError
 from .backends.base import UpstreamError
 from .backends.router import UnknownBackend
+from .engine import Batch
 from .keys import CHAT, ROUTER
-from .protocol import API_KEY_PATTERN, ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
+from .protocol import API_KEY_PATTERN, ChatCompletionRequest, ModelCard, ModelList
+from .render.chat_completions import ChunkRenderer, completion
 
 log = logging.getLogger("msagent_srv.assistant")
 
@@ -42,10 +44,10 @@ def missing_key_hint(request: web.Request) -> str:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_model(request, ChatCompletionRequest)
-    service = request.app[CHAT]
+    engine = request.app[CHAT]
     key = upstream_key(request)
     try:
-        plan = service.plan(body, key)
+        plan = engine.plan(body, key)
     except UnknownBackend as exc:
         raise ApiError(400, str(exc), param="model", code="model_not_found") from None
     if plan.backend.needs_key and not (key or getattr(plan.backend, "api_key", None)):
@@ -56,22 +58,18 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
     try:
         if not body.stream:
-            reply = await service.complete(plan)
+            reply = completion(plan, await engine.collect(plan))
             # the legacy keys ride along at the end of OpenAI's object
             legacy = to_json({"request_id": request["request_id"], "message": "", "output": None})
             body = reply.__pydantic_serializer__.to_json(reply)[:-1] + b"," + legacy[1:]
             return web.Response(body=body, content_type="application/json")
-        return await _stream(request, service.stream(plan))
+        return await _stream(request, ChunkRenderer(plan), engine.events(plan, stream=True))
     except UpstreamError as exc:
         raise ApiError(exc.status, exc.message, code=exc.code) from None
 
 
-def _sse(chunks: list[ChatCompletionChunk]) -> bytes:
-    return b"".join(b"data: " + c.__pydantic_serializer__.to_json(c) + b"\n\n" for c in chunks)
-
-
 async def _stream(
-    request: web.Request, batches: AsyncIterator[list[ChatCompletionChunk]]
+    request: web.Request, renderer: ChunkRenderer, batches: AsyncIterator[Batch]
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
@@ -86,9 +84,10 @@ async def _stream(
         raise ApiError(exc.status, exc.message, code=exc.code) from None
     await response.prepare(request)
     try:
-        await response.write(_sse(first))
+        await response.write(renderer.sse(first))
         async for batch in batches:
-            await response.write(_sse(batch))
+            if batch:
+                await response.write(renderer.sse(batch))
     except UpstreamError as exc:
         error = {"error": {"message": exc.message, "type": "upstream_error", "param": None, "code": exc.code}}
         await response.write(b"data: " + to_json(error) + b"\n\n")

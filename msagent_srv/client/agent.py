@@ -9,8 +9,9 @@ own containers through the tool manager (`use_tool_api=True`); nothing else diff
     for text in agent.run("What is 2**100?"):
         print(text, end="")
 
-The stream shows each call as `Action:` / `Action Input:`, its result as `Observation:`, and the reply
-that follows tool use after `Answer:`.
+The stream shows each call as `Action:` / `Action Input:`, its result as `Observation: <result>...</result>`
+and the reply that follows tool use after `Answer:`, as ModelScope's RolePlay does. The loop itself is
+`msagent_srv.agent.AgentLoop`, the same one the assistant server's /v1/assistants/lite runs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import openai
 
+from ..agent import AgentLoop, Call, action_text, observation_text
 from ..tool_calls import ToolCallAssembler
 from ..tools import Tool, ToolError, load_tool
 from .errors import ToolServiceError
@@ -103,9 +105,9 @@ class Agent:
         ) + self.history
         messages.append({"role": "user", "content": query})
         tools = self.tool_definitions() or openai.NOT_GIVEN
-        used_tools = False
         generation = {k: v for k, v in (self.llm.get("generate_config") or {}).items()}
-        for _ in range(self.max_turns):
+        loop = AgentLoop(None, self.max_turns)  # every call is answered here, unknown tools with an error
+        while loop.next_turn():
             stream = self.client.chat.completions.create(
                 model=self.llm.get("model", ""),
                 messages=messages,
@@ -114,28 +116,24 @@ class Agent:
                 **generation,
                 **kwargs,
             )
-            content, calls = "", ToolCallAssembler()
+            content, assembler = [], ToolCallAssembler()
             for chunk in stream:
                 if not chunk.choices:
                     continue
                 delta = chunk.choices[0].delta
                 if delta.content:
-                    if not content and used_tools:
-                        yield "Answer: "
-                    content += delta.content
+                    content.append(delta.content)
                     yield delta.content
-                calls.add(delta.tool_calls or [])
-            ordered = calls.calls
-            if not ordered:
-                messages.append({"role": "assistant", "content": content})
-                break
-            messages.append(calls.assistant_message(content))
-            for call in ordered:
-                yield f"{chr(10) if content else ''}Action: {call['name']}\nAction Input: {call['arguments']}\n"
-                observation = self._execute(call["name"], call["arguments"])
-                yield f"Observation: {observation}\n"
-                messages.append({"role": "tool", "tool_call_id": call["id"], "content": observation})
-            used_tools = True
+                assembler.add(delta.tool_calls or [])
+            calls = [Call(c["id"], c["name"], c["arguments"]) for c in assembler.calls]
+            loop.model_replied("".join(content), calls)
+            messages.append(loop.produced[-1])
+            for call in calls:
+                yield action_text(call)
+                observation = self._execute(call.name, call.arguments)
+                yield observation_text(observation)
+                loop.observed(call, observation)
+                messages.append(loop.produced[-1])
         self.history = [m for m in messages if m["role"] != "system"]
 
     def close(self) -> None:

@@ -1,0 +1,1 @@
+"""Renderers: engine events into the bytes of each wire format."""
