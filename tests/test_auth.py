@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from msagent_srv.client import ManagerClient, ToolServiceProxy
-from msagent_srv.client.errors import ToolServiceError
+from msagent_srv.toolservice import ToolServiceError
 
 from .helpers import ADMIN, ServiceProcess, keys_cli, new_key, wait_for
 from .upstreams import ScriptedUpstream

@@ -9,6 +9,7 @@ import pytest
 from msagent_srv.client import (
     Agent,
     AsyncToolServiceProxy,
+    InvalidRequest,
     ManagerClient,
     ManagerUnreachable,
     ToolExecutionError,
@@ -55,11 +56,15 @@ def test_async_twin(manager: ServiceProcess) -> None:
 
 
 def test_a_node_that_fails_raises_with_the_reason(manager: ServiceProcess) -> None:
-    with pytest.raises(ToolFailedToStart, match="unknown tool 'not_a_tool'"):
+    with pytest.raises(InvalidRequest, match="unknown tool 'not_a_tool'"):  # refused before a node is made
         ToolServiceProxy("not_a_tool", {}, manager_url=manager.url)
+    with pytest.raises(ToolFailedToStart, match="no-such-image"):  # a node that cannot start says why
+        ToolServiceProxy("calculator", {}, manager_url=manager.url, image="msagent-srv-node:no-such-image")
 
     async def run() -> None:
-        await AsyncToolServiceProxy.create("not_a_tool", {}, tenant_id="b", manager_url=manager.url)
+        await AsyncToolServiceProxy.create(
+            "calculator", {}, tenant_id="b", manager_url=manager.url, image="msagent-srv-node:no-such-image"
+        )
 
     with pytest.raises(ToolFailedToStart):
         asyncio.run(run())

@@ -12,10 +12,10 @@ from aiohttp import web
 from msagent_srv.assistant.backends.http1 import Http1Client, HttpError
 from msagent_srv.assistant.backends.router import caller_guard
 from msagent_srv.client import AsyncToolServiceProxy
-from msagent_srv.client.errors import ToolServiceError
 from msagent_srv.netguard import ALLOW_ENV, NetGuard, PrivateAddressRefused, is_public
 from msagent_srv.settings import Settings
 from msagent_srv.tools import ToolError, load_tool
+from msagent_srv.toolservice import ToolServiceError
 
 from .helpers import ServiceProcess
 from .upstreams import ScriptedUpstream

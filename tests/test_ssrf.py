@@ -19,9 +19,9 @@ from aiohttp import web
 
 from msagent_srv.assistant.backends.http1 import MAX_EVENT_LINE, Http1Client, HttpRefused
 from msagent_srv.client import AsyncToolServiceProxy
-from msagent_srv.client.errors import ToolServiceError
 from msagent_srv.netguard import ALLOW_ENV, NetGuard, PrivateAddressRefused, RedirectRefused
 from msagent_srv.tools import ToolError, load_tool
+from msagent_srv.toolservice import ToolServiceError
 
 from .helpers import ServiceProcess
 

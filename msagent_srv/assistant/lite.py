@@ -18,14 +18,13 @@ from pydantic import ValidationError
 
 from .. import netguard
 from ..agent import AgentLoop, Call
-from ..client.errors import ToolServiceError
-from ..client.tool_proxy import AsyncToolServiceProxy
 from ..identity import Space
 from ..netguard import ensure_public_url
 from ..settings import Settings
 from ..store import ChatMessage as StoredMessage
 from ..store import Store
 from ..tools import Tool, ToolError, UnknownTool, load_tool, parameters_to_json_schema
+from ..toolservice import AsyncToolServiceProxy, ToolServiceError
 from ..web.errors import ApiError
 from .backends.base import Backend
 from .backends.dashscope_backend import DashScopeBackend
