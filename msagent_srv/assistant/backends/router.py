@@ -51,9 +51,6 @@ class BackendRouter:
         if local is not None:
             await local.load()  # type: ignore[attr-defined]
 
-    def add(self, name: str, backend: Backend) -> None:
-        self.backends[name] = backend
-
     def backend_for(self, model: str) -> Backend:
         name = self.routes.get(model, self.settings.model_server)
         backend = self.backends.get(name)
