@@ -17,8 +17,9 @@ from ..store.keyword_index import KeywordIndex
 from ..web.auth import API_KEYS, KeyChecker, auth_middleware, auth_required
 from ..web.envelopes import render_both, render_legacy, render_openai
 from ..web.middleware import Renderer, error_middleware
-from . import files_routes, lite_routes, openapi, routes
-from .backends.http1 import MAX_EVENT_LINE, Http1Client
+from . import openapi
+from .backends.aiohttp_pool import upstream_client
+from .backends.http1 import MAX_EVENT_LINE
 from .backends.router import BackendRouter, caller_guard
 from .engine import ChatEngine
 from .keys import CHAT, KNOWLEDGE, LITE, METRICS, ROUTER, SETTINGS, STORE, TASKS, Knowledge
@@ -40,11 +41,6 @@ def _renderer(request: web.Request) -> Renderer:
     if request.path.startswith(_ORIGINAL_PATHS):
         return render_both
     return render_openai if request.path.startswith("/v1/") else render_legacy
-
-
-async def health(request: web.Request) -> web.Response:
-    await request.app[STORE].ping()
-    return web.json_response({"status": "ok"})
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -72,7 +68,7 @@ def create_app(settings: Settings) -> web.Application:
             timeout=timeout,
             read_bufsize=MAX_EVENT_LINE // 2,  # stream lines up to MAX_EVENT_LINE
         )
-        http = Http1Client(connect_timeout=10)
+        http = upstream_client(settings.upstream_http, connect_timeout=10)  # MSAGENT_UPSTREAM_HTTP
         # URLs that callers name themselves (an agent's api_base, a tool's base_url) go through the guard:
         # its aiohttp session (SDKs, in-process tools) and a guarded model client.
         guard = caller_guard(settings)
@@ -82,7 +78,7 @@ def create_app(settings: Settings) -> web.Application:
             read_bufsize=MAX_EVENT_LINE // 2,
             connector_options={"limit": 256, "limit_per_host": 64, "keepalive_timeout": 30},
         )
-        caller_http = Http1Client(connect_timeout=10, guard=guard)
+        caller_http = upstream_client(settings.upstream_http, connect_timeout=10, guard=guard)
         try:
             router = BackendRouter(settings, session, http)
         except ValueError as exc:
@@ -121,12 +117,7 @@ def create_app(settings: Settings) -> web.Application:
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics.handle)
-    routes.add_routes(app)
-    files_routes.add_routes(app)
-    lite_routes.add_routes(app)
-    openapi.add_routes(app)
+    openapi.add_routes(app)  # every route, and the document describing them
     return app
 
 

@@ -91,9 +91,3 @@ async def delete_file(request: web.Request) -> web.Response:
     await request.app[KNOWLEDGE].required().forget_file(space, ref.name)
     await asyncio.to_thread(Path(record.path).unlink, missing_ok=True)
     return envelope(request, {"deleted": ref.name})
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/files", upload)
-    app.router.add_get("/v1/files", list_files)
-    app.router.add_delete("/v1/files", delete_file)

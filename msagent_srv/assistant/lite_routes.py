@@ -97,7 +97,3 @@ async def _stream(
         raise
     await response.write_eof()
     return response
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/assistants/lite", assistants_lite)

@@ -1,5 +1,6 @@
-"""The assistant's OpenAPI document: OpenAI's chat completions and models, the agent and the file API;
-every error under /v1 in OpenAI's `{"error": {...}}` envelope."""
+"""The assistant's routes and its OpenAPI document, from one table: OpenAI's chat completions and models,
+the agent and the file API (every error under /v1 in OpenAI's `{"error": {...}}` envelope), health and
+metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from aiohttp import web
 
 from ..web import openapi
 from ..web.openapi import Operation
+from . import files_routes, lite_routes, routes
+from .keys import METRICS, STORE
 from .protocol import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -27,19 +30,38 @@ UPLOAD_FORM: dict[str, Any] = {
     },
 }
 UPSTREAM_ERRORS = (400, 401, 403, 404, 413, 422, 429, 502, 503, 504)
+
+
+async def health(request: web.Request) -> web.Response:
+    await request.app[STORE].ping()
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return await request.app[METRICS].handle(request)
+
+
 OPERATIONS = [
     Operation("post", "/v1/chat/completions", "OpenAI-compatible chat completion, with function calling",
-              body=ChatCompletionRequest, reply=ChatCompletion, streams=True, errors=UPSTREAM_ERRORS),
-    Operation("get", "/v1/models", "Models this server routes", reply=ModelList, errors=(401, 403)),
+              routes.chat_completions, body=ChatCompletionRequest, reply=ChatCompletion, streams=True,
+              errors=UPSTREAM_ERRORS),
+    Operation("get", "/v1/models", "Models this server routes", routes.list_models, reply=ModelList,
+              errors=(401, 403)),
     Operation("post", "/v1/assistants/lite", "Run an agent: tools, knowledge and session history",
-              body=LiteAgentRequest, streams=True, errors=(*UPSTREAM_ERRORS, 501)),
-    Operation("post", "/v1/files", "Upload files for retrieval (multipart)", form=UPLOAD_FORM,
-              errors=(400, 401, 403, 413, 415, 501, 503)),
-    Operation("get", "/v1/files", "Files of a uuid_str", query=FileRef, errors=(400, 401, 403, 503)),
-    Operation("delete", "/v1/files", "Delete a file", query=FileRef, errors=(400, 401, 403, 404, 501, 503)),
+              lite_routes.assistants_lite, body=LiteAgentRequest, streams=True, errors=(*UPSTREAM_ERRORS, 501)),
+    Operation("post", "/v1/files", "Upload files for retrieval (multipart)", files_routes.upload,
+              form=UPLOAD_FORM, errors=(400, 401, 403, 413, 501, 503)),
+    Operation("get", "/v1/files", "Files of a uuid_str", files_routes.list_files, query=FileRef,
+              errors=(400, 401, 403, 503)),
+    Operation("delete", "/v1/files", "Delete a file", files_routes.delete_file, query=FileRef,
+              errors=(400, 401, 403, 404, 501, 503)),
+    Operation("get", "/health", "Liveness: 200 while the state store answers", health, errors=(503,)),
+    Operation("get", "/metrics", "Prometheus metrics", metrics, text=True, errors=()),
 ]  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:
-    document = openapi.build_document("msagent-srv assistant", OPERATIONS, ErrorResponse)
-    openapi.add_routes(app, document, "Errors under /v1 use OpenAI's <code>{error}</code> envelope.")
+    openapi.mount(
+        app, "msagent-srv assistant", OPERATIONS, ErrorResponse,
+        "Errors under /v1 use OpenAI's <code>{error}</code> envelope.",
+    )  # fmt: skip

@@ -102,8 +102,3 @@ async def _stream(
 async def list_models(request: web.Request) -> web.Response:
     cards = [ModelCard(id=model, owned_by=backend) for model, backend in request.app[ROUTER].models()]
     return web.json_response(ModelList(data=cards).model_dump(mode="json"))
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_get("/v1/models", list_models)

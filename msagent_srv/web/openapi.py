@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,16 +30,23 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 @dataclass(frozen=True)
 class Operation:
+    """One served route and its description: `mount` adds the route and documents it, from one table."""
+
     method: str
     path: str
     summary: str
+    handler: Handler | None = None
     body: type[BaseModel] | None = None  # JSON request body
     query: type[BaseModel] | None = None  # query parameters, one per field
     form: dict[str, Any] | None = None  # multipart/form-data body schema
     reply: type[BaseModel] | None = None  # the 200 JSON reply (None: any JSON object)
     streams: bool = False  # may answer text/event-stream instead
+    text: bool = False  # answers text/plain (metrics), not JSON
     errors: tuple[int, ...] = (400, 503)
 
 
@@ -53,7 +61,11 @@ def build_document(title: str, operations: list[Operation], error_model: type[Ba
     paths: dict[str, Any] = {}
     for op in operations:
         reply = refs[(op.reply, "validation")] if op.reply is not None else {"type": "object"}
-        ok_content: dict[str, Any] = {"application/json": {"schema": reply}}
+        ok_content: dict[str, Any] = (
+            {"text/plain": {"schema": {"type": "string"}}}
+            if op.text
+            else {"application/json": {"schema": reply}}
+        )
         if op.streams:
             ok_content["text/event-stream"] = {"schema": {"type": "string"}}
         responses: dict[str, Any] = {"200": {"description": "OK", "content": ok_content}}
@@ -144,3 +156,14 @@ def add_routes(app: web.Application, document: dict[str, Any], note: str) -> Non
 
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/docs", docs)
+
+
+def mount(
+    app: web.Application, title: str, operations: list[Operation], error_model: type[BaseModel], note: str
+) -> None:
+    """Serve every operation of the table, and the document describing exactly those, at /openapi.json
+    and /docs."""
+    for op in operations:
+        assert op.handler is not None, f"{op.method} {op.path} has no handler"
+        app.router.add_route(op.method.upper(), op.path, op.handler)
+    add_routes(app, build_document(title, operations, error_model), note)
