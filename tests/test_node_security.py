@@ -334,6 +334,25 @@ if pid == 0:
 print(pid)
 """
 
+# leaves its session (setsid) and is orphaned: it is no longer in the code's process group or session
+ESCAPER = """
+import os, time
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    grandchild = os.fork()
+    if grandchild == 0:
+        os.close(1)
+        os.close(2)
+        time.sleep(300)
+        os._exit(0)
+    os.write(w, str(grandchild).encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+print(os.read(r, 32).decode())
+"""
+
 
 def test_forked_grandchildren_end_with_the_call_in_a_container(manager: ServiceProcess) -> None:
     create_running(manager, "code_interpreter", "forks")
@@ -347,6 +366,11 @@ def test_forked_grandchildren_end_with_the_call_in_a_container(manager: ServiceP
         return run_code(manager, "forks", probe).json()["output"]["result"] == "False"
 
     wait_for(gone, 30, interval=0.5, what="the forked grandchild to be gone")
+
+    escaped = run_code(manager, "forks", ESCAPER).json()["output"]
+    assert escaped["exit_code"] == 0 and not escaped["timed_out"], escaped
+    grandchild = int(escaped["stdout"])
+    wait_for(gone, 30, interval=0.5, what="the grandchild that left its session to be gone")
 
 
 def test_forked_grandchildren_end_with_the_call_and_the_node_on_the_process_runtime(
@@ -365,6 +389,11 @@ def test_forked_grandchildren_end_with_the_call_and_the_node_on_the_process_runt
     assert reply.json()["output"]["timed_out"] is False
     grandchild = int(reply.json()["output"]["stdout"])
     wait_for(lambda: not alive(grandchild), 30, what="the grandchild to be gone")
+    escaped = run_code(manager, "forks", ESCAPER).json()["output"]
+    assert escaped["exit_code"] == 0 and not escaped["timed_out"], escaped
+    wait_for(
+        lambda: not alive(int(escaped["stdout"])), 30, what="the grandchild that left its session to end"
+    )
 
     # a call still running when its node is removed: the code and what it forked end with the node
     pid_file = tmp_path / "pids"

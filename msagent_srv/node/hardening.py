@@ -7,6 +7,8 @@
   process's /proc files either.
 - `kill_session(sid)`: SIGKILL every process of a session (its process groups), e.g. everything a code
   execution forked.
+- `become_subreaper()` and `end_strays(keep)`: processes that left their session (setsid) and were orphaned
+  become the node's children, and are killed and reaped when no running execution owns their session.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 _CAP_VERSION_3 = 0x20080522
 
@@ -35,6 +38,17 @@ def set_non_dumpable() -> bool:
     """True when the kernel accepted it (Linux only)."""
     libc = _libc()
     return libc is not None and libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+
+
+_subreaper = False  # set by become_subreaper(): only then are this process's stray children ours to end
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants are re-parented to this process instead of init (Linux). A node calls it."""
+    global _subreaper
+    libc = _libc()
+    _subreaper = libc is not None and libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return _subreaper
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
@@ -72,6 +86,38 @@ def drop_all_capabilities() -> None:
     data = (_CapData * 2)()
     if libc.capset(ctypes.byref(header), ctypes.byref(data)) != 0:
         raise OSError(ctypes.get_errno(), "capset")
+
+
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after "(comm)": state ppid pgrp session ..."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def end_strays(keep_sessions: set[int]) -> int:
+    """Kills and reaps this process's children whose session is not in `keep_sessions` (pids of the running
+    executions, which are session leaders and stay too). Returns how many it ended. Only in a process that
+    called become_subreaper() (a node): elsewhere (a test runner, an agent running the tool in-process) the
+    other children are not the tool's."""
+    if not _subreaper:
+        return 0
+    me, ended = os.getpid(), 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(entry.name)
+        pid = int(entry.name)
+        if fields is None or int(fields[1]) != me or pid in keep_sessions or int(fields[3]) in keep_sessions:
+            continue
+        if fields[0] not in ("Z", "X"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        ended += 1
+    return ended
 
 
 def session_members(sid: int) -> list[int]:

@@ -22,7 +22,7 @@ from aiohttp import web
 from .. import logs
 from ..tools import UnknownTool, load_tool
 from .app import create_app
-from .hardening import set_non_dumpable
+from .hardening import become_subreaper, set_non_dumpable
 
 SECRETS_ENV = "MSAGENT_NODE_SECRETS"
 
@@ -69,6 +69,7 @@ def read_secrets(environ: dict[str, str] | os._Environ[str]) -> tuple[str, dict[
 
 def main() -> None:
     set_non_dumpable()  # first: before any secret is in memory
+    become_subreaper()  # what a tool's processes orphan comes back to the node, to be ended
     logs.configure(os.environ.get("MSAGENT_LOG_LEVEL", "INFO"), os.environ.get("MSAGENT_LOG_FORMAT", "json"))
     token, cfg = read_secrets(os.environ)
     run(

@@ -118,6 +118,7 @@ class CodeInterpreter(Tool):
     def __init__(self, cfg: dict[str, Any] | None = None) -> None:
         super().__init__(cfg)
         self._sessions: set[int] = set()
+        self._spawning = asyncio.Lock()  # a child being started is not yet in _sessions: no sweep meanwhile
 
     async def call(self, params: str | dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         code = self.parse_params(params)["code"]
@@ -131,19 +132,23 @@ class CodeInterpreter(Tool):
         with tempfile.TemporaryDirectory(prefix="code-") as workdir:
             result_path = os.path.join(workdir, "result.json")
             loop = asyncio.get_running_loop()
-            transport, protocol = await loop.subprocess_exec(
-                lambda: _ExitAwareProtocol(limit=1 << 16, loop=loop),
-                sys.executable, "-I", "-c", _RUNNER, result_path,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=workdir,
-                env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"},
-                preexec_fn=lambda: _prepare_child(memory_mb),
-                start_new_session=True,
-            )  # fmt: skip
-            process = asyncio.subprocess.Process(transport, protocol, loop)
-            self._sessions.add(process.pid)
+            await self._spawning.acquire()
+            try:
+                transport, protocol = await loop.subprocess_exec(
+                    lambda: _ExitAwareProtocol(limit=1 << 16, loop=loop),
+                    sys.executable, "-I", "-c", _RUNNER, result_path,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    cwd=workdir,
+                    env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"},
+                    preexec_fn=lambda: _prepare_child(memory_mb),
+                    start_new_session=True,
+                )  # fmt: skip
+                process = asyncio.subprocess.Process(transport, protocol, loop)
+                self._sessions.add(process.pid)
+            finally:
+                self._spawning.release()
             feeder = asyncio.create_task(_feed(process.stdin, code.encode()))
             readers = [
                 asyncio.create_task(_read_bounded(process.stdout)),
@@ -176,19 +181,23 @@ class CodeInterpreter(Tool):
         }
 
     async def _end_session(self, process: asyncio.subprocess.Process, protocol: _ExitAwareProtocol) -> None:
-        from ..node.hardening import kill_session
+        from ..node.hardening import end_strays, kill_session
 
         await asyncio.to_thread(kill_session, process.pid)
-        self._sessions.discard(process.pid)
         try:
-            await asyncio.wait_for(protocol.exited.wait(), 5)
+            await asyncio.wait_for(protocol.exited.wait(), 5)  # reaped by asyncio, not by the sweep below
         except asyncio.TimeoutError:
             pass
+        self._sessions.discard(process.pid)
+        # what left the session (setsid) and was orphaned to the node (a subreaper) ends too
+        async with self._spawning:
+            await asyncio.to_thread(end_strays, set(self._sessions))
 
     async def close(self) -> None:
         """Kills every execution still running (the node is shutting down)."""
-        from ..node.hardening import kill_session
+        from ..node.hardening import end_strays, kill_session
 
         for sid in list(self._sessions):
             await asyncio.to_thread(kill_session, sid)
         self._sessions.clear()
+        await asyncio.to_thread(end_strays, set())
