@@ -51,6 +51,7 @@ ENVIRONMENT: dict[str, str] = {
     "model_routes": "MSAGENT_MODEL_ROUTES",
     "function_calling": "MSAGENT_FUNCTION_CALLING",
     "upstream_timeout": "MSAGENT_UPSTREAM_TIMEOUT",
+    "upstream_http": "MSAGENT_UPSTREAM_HTTP",
     "legacy_transcript_content": "MSAGENT_LEGACY_TRANSCRIPT_CONTENT",
     "dashscope_api_key": "DASHSCOPE_API_KEY",
     "dashscope_base_url": "DASHSCOPE_HTTP_BASE_URL",
@@ -164,6 +165,9 @@ class Settings(BaseModel):
         description="emulated|native|auto for all backends, or backend=mode pairs, comma separated",
     )
     upstream_timeout: float = Field(120.0, gt=0)
+    upstream_http: Literal["http1", "aiohttp"] = Field(
+        "http1", description="client for OpenAI-compatible model calls: our HTTP/1.1 client or aiohttp's"
+    )
     legacy_transcript_content: bool = Field(False, description="put the raw ReAct transcript in `content`")
     dashscope_api_key: SecretStr | None = None
     dashscope_base_url: str = "https://dashscope.aliyuncs.com/api/v1"
