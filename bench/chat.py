@@ -2,9 +2,16 @@
 with calling the same scripted upstream directly (and, with --litellm, the LiteLLM proxy in front of it).
 
     python -m bench.chat [--requests 300] [--seconds 5] [--concurrency 32] [--litellm]
+    python -m bench.chat --upstream-http both [--rounds 3]
 
 Reports latency p50/p99 at concurrency 1 and requests/s at --concurrency, streaming and not; the table is
 ratios against direct. Writes bench/results/chat.json.
+
+`--upstream-http both` (issue #14) starts our server twice against the same scripted upstream, once per
+client for model calls (MSAGENT_UPSTREAM_HTTP=http1, our HTTP/1.1 client; =aiohttp, aiohttp's tuned
+ClientSession), and measures both in one run: rounds alternate the order of the targets so a busy machine
+weighs on each alike; latencies are pooled over the rounds, requests/s is the rounds' median. A second
+table gives aiohttp against http1 (added latency and requests/s). Writes bench/results/chat-upstream-http.json.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -76,38 +84,80 @@ async def measure(
     return results
 
 
+async def measure_rounds(
+    targets: dict[str, tuple[str, dict[str, Any], bool]], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Every target in every mode, `args.rounds` times, the order of the targets alternating by round."""
+    latencies: dict[tuple[str, str], list[float]] = {}
+    rates: dict[tuple[str, str], list[float]] = {}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        for round_ in range(args.rounds):
+            names = list(targets) if round_ % 2 == 0 else list(reversed(targets))
+            for stream in (False, True):
+                mode = "stream" if stream else "plain"
+                for name in names:
+                    url, body, check = targets[name]
+                    call = make_call(session, url, body, stream, check)
+                    await sequential(call, 50)  # warm-up
+                    latencies.setdefault((name, mode), []).extend(await sequential(call, args.requests))
+                    rates.setdefault((name, mode), []).append(
+                        await throughput(call, args.seconds, args.concurrency)
+                    )
+    results: dict[str, Any] = {}
+    for (name, mode), values in latencies.items():
+        results.setdefault(name, {})[mode] = {
+            "p50_ms": percentile(values, 50) * 1e3,
+            "p99_ms": percentile(values, 99) * 1e3,
+            "rps": statistics.median(rates[name, mode]),
+            "rps_rounds": rates[name, mode],
+        }
+    return results
+
+
+def server_name(client: str | None) -> str:
+    return "msagent-srv" if client is None else f"msagent-srv[{client}]"
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    upstream_http = getattr(args, "upstream_http", None)
+    clients: list[str | None] = [upstream_http] if upstream_http != "both" else ["http1", "aiohttp"]
     workdir = Path(tempfile.mkdtemp(prefix="msagent-bench-chat-"))
     redis = EmbeddedRedis(workdir / "redis", appendonly=False).start()
-    upstream_port, assistant_port = free_port(), free_port()
+    upstream_port = free_port()
     processes = [start_process(["-m", "bench.upstream", "--port", str(upstream_port)])]
-    processes.append(
-        start_process(
-            ["-m", "msagent_srv.cli", "assistant", "--port", str(assistant_port)],
-            {
-                "REDIS_URL": redis.url,
-                "MODEL_SERVER": "openai",
-                "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
-                "MSAGENT_LOG_LEVEL": "WARNING",
-                "MSAGENT_DATA_DIR": str(workdir),
-            },
-        )
-    )
+    assistant_ports: dict[str | None, int] = {}
+    for client in clients:
+        port = assistant_ports[client] = free_port()
+        env = {
+            "REDIS_URL": redis.url,
+            "MODEL_SERVER": "openai",
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
+            "MSAGENT_LOG_LEVEL": "WARNING",
+            "MSAGENT_DATA_DIR": str(workdir if client is None else workdir / client),
+        }
+        if client is not None:
+            env["MSAGENT_UPSTREAM_HTTP"] = client
+        processes.append(start_process(["-m", "msagent_srv.cli", "assistant", "--port", str(port)], env))
     try:
         await wait_http(f"http://127.0.0.1:{upstream_port}/v1/chat/completions")
-        await wait_http(f"http://127.0.0.1:{assistant_port}/health")
+        for port in assistant_ports.values():
+            await wait_http(f"http://127.0.0.1:{port}/health")
         targets = {
             "direct": (
                 f"http://127.0.0.1:{upstream_port}/v1/chat/completions",
                 {"model": "m", "messages": MESSAGES},
                 False,
             ),
-            "msagent-srv": (
-                f"http://127.0.0.1:{assistant_port}/v1/chat/completions",
+        }
+        for client, port in assistant_ports.items():
+            targets[server_name(client)] = (
+                f"http://127.0.0.1:{port}/v1/chat/completions",
                 {"model": "m", "messages": MESSAGES, "tools": TOOLS},
                 True,
-            ),
-        }
+            )
+        if upstream_http is not None:
+            return await measure_rounds(targets, args)
         if args.litellm:
             from .litellm_proxy import MASTER_KEY, start_litellm
 
@@ -129,7 +179,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def print_table(results: dict[str, Any], concurrency: int) -> None:
     direct = results["direct"]
     print(
-        f"{'server':<14}{'mode':<8}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'added p99':>11}"
+        f"{'server':<22}{'mode':<8}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'added p99':>11}"
         f"{'req/s c=' + str(concurrency):>13}{'vs direct':>11}"
     )
     for name, modes in results.items():
@@ -138,9 +188,46 @@ def print_table(results: dict[str, Any], concurrency: int) -> None:
             added = "" if name == "direct" else f"{row['p50_ms'] - base['p50_ms']:.2f}"
             added99 = "" if name == "direct" else f"{row['p99_ms'] - base['p99_ms']:.2f}"
             print(
-                f"{name:<14}{mode:<8}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{added:>11}{added99:>11}"
+                f"{name:<22}{mode:<8}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{added:>11}{added99:>11}"
                 f"{row['rps']:>13.0f}{row['rps'] / base['rps']:>11.2f}"
             )
+
+
+def clients_table(results: dict[str, Any]) -> dict[str, Any]:
+    """aiohttp against http1 per mode: the latency each adds over direct, requests/s; ratios > 1 mean
+    http1 is better (aiohttp adds more, serves fewer)."""
+    direct, ours, theirs = results["direct"], results[server_name("http1")], results[server_name("aiohttp")]
+    table: dict[str, Any] = {}
+    for mode in direct:
+        row: dict[str, float] = {}
+        for q in ("p50_ms", "p99_ms"):
+            row[f"http1_added_{q}"] = ours[mode][q] - direct[mode][q]
+            row[f"aiohttp_added_{q}"] = theirs[mode][q] - direct[mode][q]
+            row[f"added_{q}_aiohttp_over_http1"] = row[f"aiohttp_added_{q}"] / max(
+                row[f"http1_added_{q}"], 1e-6
+            )
+        row["http1_rps"], row["aiohttp_rps"] = ours[mode]["rps"], theirs[mode]["rps"]
+        row["rps_http1_over_aiohttp"] = ours[mode]["rps"] / theirs[mode]["rps"]
+        table[mode] = row
+    return table
+
+
+def print_clients_table(table: dict[str, Any], concurrency: int) -> None:
+    print("\n== model-call client: http1 (ours) vs aiohttp (tuned), same server, same upstream ==")
+    print(
+        f"{'mode':<8}{'added p50 ms':>22}{'ratio':>7}{'added p99 ms':>22}{'ratio':>7}"
+        f"{'req/s c=' + str(concurrency):>20}{'ratio':>7}"
+    )
+    print(f"{'':<8}{'http1 / aiohttp':>22}{'':>7}{'http1 / aiohttp':>22}{'':>7}{'http1 / aiohttp':>20}")
+    for mode, row in table.items():
+        p50 = f"{row['http1_added_p50_ms']:.2f} / {row['aiohttp_added_p50_ms']:.2f}"
+        p99 = f"{row['http1_added_p99_ms']:.2f} / {row['aiohttp_added_p99_ms']:.2f}"
+        rps = f"{row['http1_rps']:.0f} / {row['aiohttp_rps']:.0f}"
+        print(
+            f"{mode:<8}{p50:>22}{row['added_p50_ms_aiohttp_over_http1']:>7.2f}{p99:>22}"
+            f"{row['added_p99_ms_aiohttp_over_http1']:>7.2f}{rps:>20}{row['rps_http1_over_aiohttp']:>7.2f}"
+        )
+    print("ratios: aiohttp's added latency over http1's, http1's req/s over aiohttp's (> 1: http1 better)")
 
 
 def main() -> None:
@@ -149,11 +236,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--litellm", action="store_true", help="also measure the LiteLLM proxy (own venv)")
-    parser.add_argument("--json", default="bench/results/chat.json")
+    parser.add_argument(
+        "--upstream-http",
+        choices=["http1", "aiohttp", "both"],
+        help="start our server with this model-call client (MSAGENT_UPSTREAM_HTTP); both: side by side",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --upstream-http: rounds per target")
+    parser.add_argument("--json", help="default bench/results/chat.json (chat-upstream-http.json)")
     args = parser.parse_args()
+    if args.upstream_http is not None and args.litellm:
+        parser.error("--litellm and --upstream-http are separate runs")
     results = asyncio.run(run(args))
     print_table(results, args.concurrency)
-    write_json(args.json, results)
+    if args.upstream_http == "both":
+        results["clients"] = clients_table(results)
+        print_clients_table(results["clients"], args.concurrency)
+    default = "chat.json" if args.upstream_http is None else "chat-upstream-http.json"
+    write_json(args.json or f"bench/results/{default}", results)
 
 
 if __name__ == "__main__":
