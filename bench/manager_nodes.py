@@ -70,6 +70,7 @@ async def run(args: argparse.Namespace) -> dict:
         **os.environ,
         "REDIS_URL": redis.url,
         "MSAGENT_RUNTIME": "docker",
+        "MSAGENT_NODE_NETWORK": "bridge",  # the bench calls the node's port directly, beside the manager
         "MSAGENT_NAMESPACE": "bench",
         "MSAGENT_NODE_IMAGE": args.image,
         "MSAGENT_LOG_LEVEL": "WARNING",

@@ -4,7 +4,9 @@ real processes. Nothing of ours is mocked."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -115,11 +117,26 @@ async def _remove_namespace(namespace: str) -> None:
             await container.delete(force=True)
 
 
+def stop_process_nodes(namespace: str) -> None:
+    """Kill the process-runtime nodes of `namespace` (their command line names it)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"msagent_srv.node" in words and namespace.encode() in words:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(entry.name), signal.SIGKILL)  # a node leads its own process group
+
+
 @pytest.fixture
 def namespace() -> Iterator[str]:
     """A label unique to the test, and the removal of every container left under it."""
     name = f"t{RUN_ID}{uuid.uuid4().hex[:8]}"
     yield name
+    stop_process_nodes(name)  # process nodes outlive their manager by design (it adopts them on restart)
     if asyncio.run(DockerRuntime.available()):
         asyncio.run(_remove_namespace(name))
 

@@ -77,6 +77,7 @@ def test_compose_up_runs_the_whole_stack(
         "MSAGENT_NODE_IMAGE": node_image,
         "MSAGENT_NAMESPACE": namespace,
         "MSAGENT_ADMIN_KEY": ADMIN,
+        "MSAGENT_REDIS_PASSWORD": "compose-redis-password",  # required: compose's Redis is never open
         "MODEL_SERVER": "openai",
         "OPENAI_BASE_URL": upstream.openai_url,
         "OPENAI_API_KEY": "sk-upstream",
@@ -106,8 +107,14 @@ def test_compose_up_runs_the_whole_stack(
         )  # fmt: skip
         assert agent.status_code == 200, agent.text
         assert agent.json()["output"]["answer"] == "It is 42."
+        manager = f"http://127.0.0.1:{manager_port}"
+        anonymous = requests.get(manager + "/tools", params={"tenant_id": "composed"}, timeout=30)
+        assert anonymous.status_code == 401  # the composed manager requires keys even on loopback
         tools = requests.get(
-            f"http://127.0.0.1:{manager_port}/tools", params={"tenant_id": "composed"}, timeout=30
+            manager + "/tools",
+            params={"tenant_id": "composed"},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=30,
         ).json()["output"]["tools"]
         assert tools == {"calculator_composed": "running"}  # a node container the composed manager made
     finally:

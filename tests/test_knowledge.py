@@ -13,29 +13,8 @@ from msagent_srv.identity import Space
 
 from .documents import CHINESE, ENGLISH, QUESTIONS
 from .helpers import ServiceProcess, wait_for
+from .service_calls import listing, upload, wait_indexed
 from .upstreams import ScriptedUpstream
-
-
-def upload(service: ServiceProcess, session: str, files: dict[str, bytes]) -> requests.Response:
-    parts = [("files", (name, data)) for name, data in files.items()]
-    return requests.post(service.url + "/v1/files", data={"uuid_str": session}, files=parts, timeout=60)
-
-
-def listing(service: ServiceProcess, session: str) -> dict[str, dict]:
-    reply = requests.get(service.url + "/v1/files", params={"uuid_str": session}, timeout=30)
-    assert reply.status_code == 200, reply.text
-    return {f["name"]: f for f in reply.json()["output"]["files"]}
-
-
-def wait_indexed(service: ServiceProcess, session: str, names: list[str]) -> dict[str, dict]:
-    def done() -> dict[str, dict] | None:
-        files = listing(service, session)
-        ready = all(files.get(n, {}).get("status") in ("indexed", "failed") for n in names)
-        return files if ready else None
-
-    files = wait_for(done, 180, interval=0.5, what="indexing")
-    assert all(files[n]["status"] == "indexed" and files[n]["chunks"] > 0 for n in names), files
-    return files
 
 
 def lite(service: ServiceProcess, **body: object) -> requests.Response:

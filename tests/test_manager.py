@@ -12,53 +12,7 @@ import pytest
 import requests
 
 from .helpers import ServiceProcess, wait_for
-
-RENEW = "已完成ECS实例ID为123的续费,续费时长mon月"
-
-
-def post(manager: ServiceProcess, path: str, **body: object) -> requests.Response:
-    return requests.post(manager.url + path, json=body, timeout=60)
-
-
-def status_of(manager: ServiceProcess, tool: str, tenant: str = "default") -> str:
-    reply = post(manager, "/check_tool_service_status", tool_name=tool, tenant_id=tenant)
-    assert reply.status_code == 200, reply.text
-    return reply.json()["output"]["status"]
-
-
-def create_running(
-    manager: ServiceProcess, tool: str, tenant: str = "default", cfg: dict | None = None
-) -> None:
-    reply = post(manager, "/create_tool_service", tool_name=tool, tenant_id=tenant, tool_cfg=cfg or {})
-    assert reply.status_code == 200, reply.text
-    wait_for(lambda: status_of(manager, tool, tenant) in ("running", "failed"), 60, what=f"{tool} to start")
-    assert status_of(manager, tool, tenant) == "running", manager.log()
-
-
-def inspect(container_id: str) -> dict:
-    async def show() -> dict:
-        async with aiodocker.Docker() as docker:
-            return await docker.containers.container(container_id).show()
-
-    return asyncio.run(show())
-
-
-def renew(manager: ServiceProcess, tenant: str) -> object:
-    """The output of one RenewInstance call through the manager."""
-    params = {"instance_id": 123, "period": "mon"}
-    return post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id=tenant, params=params).json()[
-        "output"
-    ]
-
-
-def record_of(redis_url: str, tenant: str, tool: str) -> dict:
-    import redis
-
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        return json.loads(client.hget(f"msagent:tenant:{tenant}:tools", tool))
-    finally:
-        client.close()
+from .service_calls import RENEW, create_running, inspect, post, record_of, renew, status_of
 
 
 def test_full_lifecycle_for_two_tenants(manager: ServiceProcess) -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from msagent_srv.node.schemas import NODE_TOKEN_HEADER
+
 from .helpers import ServiceProcess, wait_for
-from .test_knowledge import upload, wait_indexed
-from .test_manager import create_running, post
+from .service_calls import create_running, post, record_of, upload, wait_indexed
 from .upstreams import ScriptedUpstream
 
 
-def scrape(url: str) -> dict[tuple[str, tuple], float]:
-    reply = requests.get(url + "/metrics", timeout=10)
+def scrape(url: str, headers: dict[str, str] | None = None) -> dict[tuple[str, tuple], float]:
+    reply = requests.get(url + "/metrics", headers=headers, timeout=10)
     assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("text/plain")
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -57,7 +58,9 @@ def test_assistant_metrics(assistant: ServiceProcess, upstream: ScriptedUpstream
     assert files[0]["progress"] == 1.0
 
 
-def test_manager_and_node_metrics(manager: ServiceProcess, redis_url: str) -> None:
+def test_manager_and_node_metrics(manager_factory, node_image: str, redis_url: str) -> None:
+    # a node on the bridge network, so its own port can be scraped beside the manager's numbers
+    manager = manager_factory(MSAGENT_RUNTIME="docker", MSAGENT_NODE_NETWORK="bridge")
     create_running(manager, "calculator", "metrics")
     post(manager, "/execute_tool", tool_name="calculator", tenant_id="metrics", params={"expression": "1+1"})
     post(manager, "/execute_tool", tool_name="calculator", tenant_id="metrics", params={"expression": "1/0"})
@@ -69,9 +72,10 @@ def test_manager_and_node_metrics(manager: ServiceProcess, redis_url: str) -> No
         value(samples, "msagent_http_requests_total", service="manager", route="/execute_tool", status="400")
         == 1
     )
-    from .test_manager import record_of
-
-    port = record_of(redis_url, "metrics", "calculator")["port"]
-    node = wait_for(lambda: scrape(f"http://127.0.0.1:{port}"), 60, what="node metrics")
+    record = record_of(redis_url, "metrics", "calculator")
+    anonymous = requests.get(f"http://127.0.0.1:{record['port']}/metrics", timeout=10)
+    assert anonymous.status_code == 401  # a node's numbers are its manager's to read
+    token = {NODE_TOKEN_HEADER: record["node_token"]}
+    node = wait_for(lambda: scrape(f"http://127.0.0.1:{record['port']}", token), 60, what="node metrics")
     assert value(node, "msagent_node_executions_total", result="ok") == 1
     assert value(node, "msagent_node_executions_total", result="tool_error") == 1

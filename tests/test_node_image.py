@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .helpers import BuiltImage, ServiceProcess
-from .test_manager import RENEW, create_running, post, renew
+from .service_calls import RENEW, create_running, post, renew
 
 
 def test_dockerfile_build_on_a_local_base_image_serves_tools(

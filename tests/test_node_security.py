@@ -24,7 +24,7 @@ from msagent_srv.manager.runtime.base import (
 )
 
 from .helpers import ServiceProcess, wait_for
-from .test_manager import create_running, inspect, post, record_of, status_of
+from .service_calls import create_running, inspect, post, record_of, status_of
 
 SECRET_CFG = "cfg-secret-5f1c9a0e7b"
 ADMIN = "admin-key-for-the-escape-test-3d8e"

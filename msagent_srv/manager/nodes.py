@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import secrets
 import time
 from typing import Any
@@ -16,7 +17,7 @@ import aiohttp
 
 from ..node.schemas import NODE_TOKEN_HEADER
 from ..store import Conflict, NotFound, Store, StoreError, ToolInstance, ToolStatus
-from ..tools import Tool, UnknownTool, tool_class
+from ..tools import TOOL_ENDPOINTS, Tool, UnknownTool, tool_class
 from ..web.errors import ApiError
 from .runtime import NodeSpec, Runtime, RuntimeError_
 
@@ -32,6 +33,11 @@ def config_digest(image: str, tool_cfg: dict[str, Any]) -> str:
 
 def port_owner(tenant_id: str, tool_name: str) -> str:
     return f"{tenant_id}/{tool_name}"
+
+
+def tool_endpoints() -> dict[str, str]:
+    """The operator's endpoints for tools, as this manager was given them, passed on to every node."""
+    return {name: os.environ[name] for name in TOOL_ENDPOINTS if os.environ.get(name)}
 
 
 # Connections kept to one node at most, over TCP or its Unix socket: what the manager holds for a node.
@@ -109,7 +115,7 @@ class NodeManager:
             raise
         spec = NodeSpec(
             tool_name, tenant_id, image, port, record.node_token, tool_cfg, self.call_timeout, self.namespace,
-            self.allow_private_urls, self.network_for(tool),
+            self.allow_private_urls, self.network_for(tool), tool_endpoints(),
         )  # fmt: skip
         self._spawn_launch(spec)
         return record
@@ -374,6 +380,7 @@ class NodeManager:
                     namespace=self.namespace,
                     allow_private_urls=self.allow_private_urls,
                     network=self.network_for(self._known_tool(record.tool_name)),
+                    endpoints=tool_endpoints(),
                 )
                 self._spawn_launch(spec, node.node_id)
         for node in nodes.values():  # labelled ours, but no record claims it

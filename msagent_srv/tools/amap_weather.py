@@ -29,6 +29,7 @@ class AmapWeather(Tool):
         }
     ]
     trusted = True
+    needs_network = True  # AMap's web API
 
     async def call(self, params: str | dict[str, Any], **kwargs: Any) -> str:
         location = str(self.parse_params(params)["location"]).strip()

@@ -41,14 +41,20 @@ def parameters_to_json_schema(parameters: list[dict[str, Any]] | dict[str, Any])
     return {"type": "object", "properties": properties, "required": required}
 
 
+# Where built-in tools send their calls, when the operator points them elsewhere (a mirror, a stand-in).
+# The manager passes these on to every node; they name endpoints, never credentials.
+TOOL_ENDPOINTS = ("DASHSCOPE_HTTP_BASE_URL", "AMAP_BASE_URL")
+
+
 class Tool:
     """Subclass, set the class attributes and implement `call`. `cfg` is the instance's `tool_cfg`."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     parameters: ClassVar[list[dict[str, Any]] | dict[str, Any]] = []
-    # Built-in tools whose effects stay inside their process may run in-process in the assistant.
-    trusted: ClassVar[bool] = True
+    # May run in-process in the assistant (built-ins whose effects stay inside their process say so);
+    # every other tool, a plugin's included, runs only in its own node.
+    trusted: ClassVar[bool] = False
     # Runs code its callers write (the process runtime refuses such tools unless the operator opts in).
     executes_code: ClassVar[bool] = False
     # Needs outbound network (nodes get none unless their tool says so and the operator allows it).

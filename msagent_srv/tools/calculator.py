@@ -127,6 +127,7 @@ def format_result(result: float | int) -> str:
 
 class Calculator(Tool):
     name = "calculator"
+    trusted = True
     description = "Evaluate an arithmetic expression, e.g. (3 + 4) * sqrt(2) / 7."
     parameters = [
         {"name": "expression", "type": "string", "description": "arithmetic expression", "required": True}

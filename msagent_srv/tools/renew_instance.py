@@ -9,6 +9,7 @@ from .base import Tool
 
 class RenewInstance(Tool):
     name = "RenewInstance"
+    trusted = True
     description = "续费一台包年包月ECS实例"
     parameters = [
         {"name": "instance_id", "type": "string", "description": "ECS实例ID", "required": True},

@@ -39,6 +39,8 @@ class NodeSpec:
     namespace: str = "default"
     allow_private_urls: bool = False  # the operator's MSAGENT_ALLOW_PRIVATE_URLS, for the tool
     network: str = "none"  # Docker network of this node ("none": no network, reached over a Unix socket)
+    # the operator's endpoints for tools (DASHSCOPE_HTTP_BASE_URL...): where their calls go, not secrets
+    endpoints: dict[str, str] = field(default_factory=dict)
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -74,6 +76,7 @@ class NodeSpec:
             "MSAGENT_NODE_PORT": str(port or self.port),
             "MSAGENT_NODE_CALL_TIMEOUT": str(self.call_timeout),
             **({ALLOW_ENV: "true"} if self.allow_private_urls else {}),
+            **self.endpoints,
         }
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from .base import NodeSpec, NodeState, RuntimeError_, RuntimeNode, tcp_endpoint
 
 _ENV_KEPT = ("PATH", "LANG", "LC_ALL", "TZ", "MSAGENT_LOG_LEVEL", "MSAGENT_LOG_FORMAT")
-_ENV_KEPT += ("DASHSCOPE_HTTP_BASE_URL",)  # the operator's DashScope endpoint, for image_gen
 
 _MARKER = "msagent_srv.node"
 
