@@ -10,8 +10,10 @@ ratios against direct. Writes bench/results/chat.json.
 `--upstream-http both` (issue #14) starts our server twice against the same scripted upstream, once per
 client for model calls (MSAGENT_UPSTREAM_HTTP=http1, our HTTP/1.1 client; =aiohttp, aiohttp's tuned
 ClientSession), and measures both in one run: rounds alternate the order of the targets so a busy machine
-weighs on each alike; latencies are pooled over the rounds, requests/s is the rounds' median. A second
-table gives aiohttp against http1 (added latency and requests/s). Writes bench/results/chat-upstream-http.json.
+weighs on each alike; latencies are pooled over the rounds, requests/s is the rounds' median, and so is the
+CPU time each server process spends per request at --concurrency (Linux /proc: steadier than requests/s on a
+busy machine). A second table gives aiohttp against http1 (added latency, requests/s, server CPU per
+request). Writes bench/results/chat-upstream-http.json.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -84,12 +87,24 @@ async def measure(
     return results
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure_rounds(
-    targets: dict[str, tuple[str, dict[str, Any], bool]], args: argparse.Namespace
+    targets: dict[str, tuple[str, dict[str, Any], bool]], pids: dict[str, int], args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Every target in every mode, `args.rounds` times, the order of the targets alternating by round."""
+    """Every target in every mode, `args.rounds` times, the order of the targets alternating by round; with
+    the CPU time its process spent per request at --concurrency (less sensitive to a busy machine than
+    requests/s: other processes take cores, not the server's instructions)."""
     latencies: dict[tuple[str, str], list[float]] = {}
     rates: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         for round_ in range(args.rounds):
@@ -101,9 +116,20 @@ async def measure_rounds(
                     call = make_call(session, url, body, stream, check)
                     await sequential(call, 50)  # warm-up
                     latencies.setdefault((name, mode), []).extend(await sequential(call, args.requests))
+                    done = 0
+
+                    async def counted(call: Any = call) -> None:
+                        nonlocal done
+                        await call()
+                        done += 1
+
+                    before = cpu_seconds(pids[name])
                     rates.setdefault((name, mode), []).append(
-                        await throughput(call, args.seconds, args.concurrency)
+                        await throughput(counted, args.seconds, args.concurrency)
                     )
+                    after = cpu_seconds(pids[name])
+                    if before is not None and after is not None and done:
+                        cpu.setdefault((name, mode), []).append((after - before) / done * 1e6)
     results: dict[str, Any] = {}
     for (name, mode), values in latencies.items():
         results.setdefault(name, {})[mode] = {
@@ -111,6 +137,8 @@ async def measure_rounds(
             "p99_ms": percentile(values, 99) * 1e3,
             "rps": statistics.median(rates[name, mode]),
             "rps_rounds": rates[name, mode],
+            "cpu_us_per_request": statistics.median(cpu[name, mode]) if (name, mode) in cpu else None,
+            "cpu_us_rounds": cpu.get((name, mode), []),
         }
     return results
 
@@ -126,6 +154,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     redis = EmbeddedRedis(workdir / "redis", appendonly=False).start()
     upstream_port = free_port()
     processes = [start_process(["-m", "bench.upstream", "--port", str(upstream_port)])]
+    pids = {"direct": processes[0].pid}
     assistant_ports: dict[str | None, int] = {}
     for client in clients:
         port = assistant_ports[client] = free_port()
@@ -139,6 +168,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if client is not None:
             env["MSAGENT_UPSTREAM_HTTP"] = client
         processes.append(start_process(["-m", "msagent_srv.cli", "assistant", "--port", str(port)], env))
+        pids[server_name(client)] = processes[-1].pid
     try:
         await wait_http(f"http://127.0.0.1:{upstream_port}/v1/chat/completions")
         for port in assistant_ports.values():
@@ -157,7 +187,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 True,
             )
         if upstream_http is not None:
-            return await measure_rounds(targets, args)
+            return await measure_rounds(targets, pids, args)
         if args.litellm:
             from .litellm_proxy import MASTER_KEY, start_litellm
 
@@ -199,15 +229,20 @@ def clients_table(results: dict[str, Any]) -> dict[str, Any]:
     direct, ours, theirs = results["direct"], results[server_name("http1")], results[server_name("aiohttp")]
     table: dict[str, Any] = {}
     for mode in direct:
-        row: dict[str, float] = {}
+        row: dict[str, float | None] = {}
         for q in ("p50_ms", "p99_ms"):
             row[f"http1_added_{q}"] = ours[mode][q] - direct[mode][q]
             row[f"aiohttp_added_{q}"] = theirs[mode][q] - direct[mode][q]
-            row[f"added_{q}_aiohttp_over_http1"] = row[f"aiohttp_added_{q}"] / max(
-                row[f"http1_added_{q}"], 1e-6
-            )
+            added = row[f"http1_added_{q}"]  # None: http1 added nothing measurable, no ratio
+            row[f"added_{q}_aiohttp_over_http1"] = row[f"aiohttp_added_{q}"] / added if added > 0.01 else None
         row["http1_rps"], row["aiohttp_rps"] = ours[mode]["rps"], theirs[mode]["rps"]
         row["rps_http1_over_aiohttp"] = ours[mode]["rps"] / theirs[mode]["rps"]
+        if ours[mode]["cpu_us_per_request"] and theirs[mode]["cpu_us_per_request"]:
+            row["http1_cpu_us"], row["aiohttp_cpu_us"] = (
+                ours[mode]["cpu_us_per_request"],
+                theirs[mode]["cpu_us_per_request"],
+            )
+            row["cpu_aiohttp_over_http1"] = row["aiohttp_cpu_us"] / row["http1_cpu_us"]
         table[mode] = row
     return table
 
@@ -216,18 +251,29 @@ def print_clients_table(table: dict[str, Any], concurrency: int) -> None:
     print("\n== model-call client: http1 (ours) vs aiohttp (tuned), same server, same upstream ==")
     print(
         f"{'mode':<8}{'added p50 ms':>22}{'ratio':>7}{'added p99 ms':>22}{'ratio':>7}"
-        f"{'req/s c=' + str(concurrency):>20}{'ratio':>7}"
+        f"{'req/s c=' + str(concurrency):>20}{'ratio':>7}{'server CPU us/req':>20}{'ratio':>7}"
     )
-    print(f"{'':<8}{'http1 / aiohttp':>22}{'':>7}{'http1 / aiohttp':>22}{'':>7}{'http1 / aiohttp':>20}")
+    print(f"{'':<8}" + f"{'http1 / aiohttp':>22}{'':>7}" * 2 + f"{'http1 / aiohttp':>20}{'':>7}" * 2)
     for mode, row in table.items():
         p50 = f"{row['http1_added_p50_ms']:.2f} / {row['aiohttp_added_p50_ms']:.2f}"
         p99 = f"{row['http1_added_p99_ms']:.2f} / {row['aiohttp_added_p99_ms']:.2f}"
         rps = f"{row['http1_rps']:.0f} / {row['aiohttp_rps']:.0f}"
-        print(
-            f"{mode:<8}{p50:>22}{row['added_p50_ms_aiohttp_over_http1']:>7.2f}{p99:>22}"
-            f"{row['added_p99_ms_aiohttp_over_http1']:>7.2f}{rps:>20}{row['rps_http1_over_aiohttp']:>7.2f}"
+        cpu = f"{row['http1_cpu_us']:.0f} / {row['aiohttp_cpu_us']:.0f}" if "http1_cpu_us" in row else "-"
+        cpu_ratio = f"{row['cpu_aiohttp_over_http1']:.2f}" if "http1_cpu_us" in row else "-"
+        p50_ratio, p99_ratio = (
+            "-"
+            if row[f"added_{q}_aiohttp_over_http1"] is None
+            else f"{row[f'added_{q}_aiohttp_over_http1']:.2f}"
+            for q in ("p50_ms", "p99_ms")
         )
-    print("ratios: aiohttp's added latency over http1's, http1's req/s over aiohttp's (> 1: http1 better)")
+        print(
+            f"{mode:<8}{p50:>22}{p50_ratio:>7}{p99:>22}{p99_ratio:>7}{rps:>20}"
+            f"{row['rps_http1_over_aiohttp']:>7.2f}{cpu:>20}{cpu_ratio:>7}"
+        )
+    print(
+        "ratios: aiohttp's added latency and CPU over http1's, http1's req/s over aiohttp's "
+        "(> 1: http1 better)"
+    )
 
 
 def main() -> None:
