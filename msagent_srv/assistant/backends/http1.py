@@ -2,8 +2,17 @@
 in one piece, the response parsed straight from the socket's buffer.
 
 Model calls are the assistant's hot path, and a general client (redirects, cookies, proxies, tracing,
-multipart) costs a fifth of the server's CPU per request there; this one does only what a JSON POST to an
+multipart) costs the server much CPU per request there; this one does only what a JSON POST to an
 OpenAI-compatible server needs. Every wait has a deadline, so nothing hangs on a silent upstream.
+
+Measured (#14: `python -m bench.chat --upstream-http both`, the chat benchmark with our server started once
+per client, side by side in one run; 3 runs of 3 rounds, 2 cores, loopback, load 2-6) against aiohttp's
+ClientSession tuned as far as it goes (aiohttp_pool.py, MSAGENT_UPSTREAM_HTTP=aiohttp):
+- non-streamed: server CPU per request 218-259 us vs 333-371 (aiohttp 1.39-1.60x), requests/s at
+  concurrency 32 1.25-1.91x aiohttp's, added latency p50 0.72-0.75 ms vs 0.86-0.93 (aiohttp 1.14-1.29x);
+- streamed: CPU 500-533 us vs 547-583 (aiohttp 1.09-1.11x), requests/s even (0.98-1.12x), added p50
+  mixed (aiohttp 0.84-1.31x); p99 too noisy on a shared machine to rank either.
+So it stays the default for its gain on non-streamed calls; aiohttp's adapter remains the measured fallback.
 """
 
 from __future__ import annotations
