@@ -31,6 +31,7 @@ ENVIRONMENT: dict[str, str] = {
     "node_network": "MSAGENT_NODE_NETWORK",
     "node_egress_network": "MSAGENT_NODE_EGRESS_NETWORK",
     "max_nodes_per_tenant": "MSAGENT_MAX_NODES_PER_TENANT",
+    "exited_record_ttl": "MSAGENT_EXITED_RECORD_TTL",
     "node_max_reply_mb": "MSAGENT_NODE_MAX_REPLY_MB",
     "process_runtime_unsafe_tools": "MSAGENT_PROCESS_RUNTIME_UNSAFE_TOOLS",
     "node_socket_dir": "MSAGENT_NODE_SOCKET_DIR",
@@ -132,6 +133,9 @@ class Settings(BaseModel):
         description="network for nodes whose tool needs one (Tool.needs_network); 'none' refuses them any",
     )
     max_nodes_per_tenant: int = Field(20, ge=1, description="pending or running nodes one tenant may hold")
+    exited_record_ttl: float = Field(
+        24 * 3600, ge=0, description="seconds a removed tool's `exited` record is kept (status, /tools)"
+    )
     node_max_reply_mb: float = Field(16.0, gt=0, description="largest node reply the manager relays")
     process_runtime_unsafe_tools: str = Field(
         "",

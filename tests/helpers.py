@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,6 +118,8 @@ def manager_env(redis_url: str, namespace: str, **extra: str) -> dict[str, str]:
     }
 
 
+# the manager's reply envelope (the original servers' keys and their hosted API's status_code)
+ENVELOPE_KEYS = {"status_code", "request_id", "message", "output"}
 ADMIN = "admin-key-for-tests-0123456789"  # the admin key of services started with keys on
 
 
@@ -137,7 +141,31 @@ def new_key(redis_url: str, tenant: str) -> str:
     return made.stdout.strip()
 
 
-__all__ = ["ADMIN", "ServiceProcess", "free_port", "keys_cli", "manager_env", "new_key", "wait_for"]
+def run_seed(python: str, code: str, timeout: float = 300, **env: str) -> dict:
+    """Runs `code` with the original's client; the code prints one JSON line last, which is returned."""
+    done = subprocess.run(
+        [python, "-c", textwrap.dedent(code)],
+        env={**os.environ, "PYTHONPATH": "", **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd="/tmp",
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+__all__ = [
+    "ADMIN",
+    "ENVELOPE_KEYS",
+    "ServiceProcess",
+    "free_port",
+    "keys_cli",
+    "manager_env",
+    "new_key",
+    "wait_for",
+]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import requests
 from msagent_srv.client import ManagerClient, ToolServiceProxy
 from msagent_srv.toolservice import ToolServiceError
 
-from .helpers import ADMIN, ServiceProcess, keys_cli, new_key, wait_for
+from .helpers import ADMIN, ENVELOPE_KEYS, ServiceProcess, keys_cli, new_key, wait_for
 from .upstreams import ScriptedUpstream
 
 
@@ -42,7 +42,7 @@ def test_keys_decide_who_sees_what(secured: ServiceProcess, redis_url: str) -> N
 
     assert requests.get(secured.url + "/health", timeout=10).status_code == 200  # liveness stays open
     anonymous = call(secured, "/create_tool_service", None, tool_name="calculator")
-    assert anonymous.status_code == 401 and set(anonymous.json()) == {"request_id", "message", "output"}
+    assert anonymous.status_code == 401 and set(anonymous.json()) == ENVELOPE_KEYS
     assert call(secured, "/create_tool_service", "msk_wrong", tool_name="calculator").status_code == 401
 
     # a tenant key: the tenant comes from the key

@@ -37,8 +37,9 @@ def test_proxy_runs_a_remote_tool_like_a_local_one(
     with pytest.raises(ToolExecutionError, match="period"):
         proxy.call({"instance_id": 1})
     proxy.remove()
+    assert ManagerClient(manager.url).status("RenewInstance").status == "exited"  # as the original answers
     with pytest.raises(ToolNotFound):
-        ManagerClient(manager.url).status("RenewInstance")
+        ManagerClient(manager.url).status("never_created")
 
 
 def test_async_twin(manager: ServiceProcess) -> None:

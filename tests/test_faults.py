@@ -23,7 +23,7 @@ from msagent_srv.manager.runtime.base import LABEL_NAMESPACE
 from msagent_srv.store import Store, ToolInstance
 from msagent_srv.store.embedded import EmbeddedRedis, free_port
 
-from .helpers import ServiceProcess, wait_for
+from .helpers import ENVELOPE_KEYS, ServiceProcess, wait_for
 from .upstreams import ScriptedUpstream
 
 ASK = [{"role": "user", "content": "talk to me"}]
@@ -164,7 +164,7 @@ def test_redis_restart_keeps_registries_and_sessions(
 
         server.stop()
         down = post(manager, "/check_tool_service_status", tool_name="calculator", tenant_id="durable")
-        assert down.status_code == 503 and set(down.json()) == {"request_id", "message", "output"}
+        assert down.status_code == 503 and set(down.json()) == ENVELOPE_KEYS
         server = EmbeddedRedis(tmp_path / "aof", port=port, appendonly=True).start()
 
         assert requests.get(manager.url + "/tools", params={"tenant_id": "durable"}, timeout=30).json()[

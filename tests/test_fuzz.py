@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from .helpers import ServiceProcess
+from .helpers import ENVELOPE_KEYS, ServiceProcess
 from .upstreams import ScriptedUpstream
 
 EXAMPLES_PER_MODE = 40
@@ -80,7 +80,7 @@ def legacy_envelope(response: requests.Response) -> bool:
         body = response.json()
     except ValueError:
         return False
-    return set(body) == {"request_id", "message", "output"} and bool(body["message"])
+    return set(body) == ENVELOPE_KEYS and bool(body["message"])
 
 
 def keep_agents_local(case: schemathesis.Case) -> None:

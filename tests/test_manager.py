@@ -11,7 +11,7 @@ import aiodocker
 import pytest
 import requests
 
-from .helpers import ServiceProcess, wait_for
+from .helpers import ENVELOPE_KEYS, ServiceProcess, wait_for
 from .service_calls import RENEW, create_running, inspect, post, record_of, renew, status_of
 
 
@@ -66,8 +66,13 @@ def test_full_lifecycle_for_two_tenants(manager: ServiceProcess) -> None:
 
     removed = post(manager, "/remove_tool", tool_name="RenewInstance", tenant_id="alice").json()
     assert removed["output"]["status"] == "exited"
+    # as the original's: a removed tool answers exited (its record kept for a while), listed as exited
     gone = post(manager, "/check_tool_service_status", tool_name="RenewInstance", tenant_id="alice")
-    assert gone.status_code == 404 and "not found" in gone.json()["message"]
+    assert gone.status_code == 200 and gone.json()["output"]["status"] == "exited"
+    listed = requests.get(manager.url + "/tools", params={"tenant_id": "alice"}, timeout=30).json()
+    assert listed["output"]["tools"] == {"RenewInstance_alice": "exited"}
+    again = post(manager, "/remove_tool", tool_name="RenewInstance", tenant_id="alice")  # idempotent
+    assert again.status_code == 200 and again.json()["output"]["status"] == "exited"
     # bob's node is untouched
     assert (
         post(manager, "/execute_tool", tool_name="RenewInstance", tenant_id="bob", params=params).json()[
@@ -253,8 +258,8 @@ def test_tenants_cannot_see_or_call_each_others_tools(manager: ServiceProcess) -
     )
     assert call.status_code == 404
     removal = post(manager, "/remove_tool", tool_name="calculator", tenant_id="tenant-b")
-    assert removal.status_code == 404
-    assert status_of(manager, "calculator", "tenant-a") == "running"
+    assert removal.status_code == 200 and removal.json()["output"]["status"] == "exited"  # idempotent
+    assert status_of(manager, "calculator", "tenant-a") == "running"  # and tenant-a's node untouched
 
 
 @pytest.mark.parametrize(
@@ -274,7 +279,7 @@ def test_bad_requests_get_a_clear_4xx(
     reply = post(manager, path, **body)
     assert reply.status_code == status
     envelope = reply.json()
-    assert set(envelope) == {"request_id", "message", "output"} and envelope["output"] is None
+    assert set(envelope) == ENVELOPE_KEYS and envelope["output"] is None
     assert fragment in envelope["message"]
 
 
@@ -338,19 +343,10 @@ def test_idle_nodes_are_removed(manager_factory, node_image: str, redis_url: str
     create_running(manager, "calculator", "idle")
     container_id = record_of(redis_url, "idle", "calculator")["container_id"]
     wait_for(
-        lambda: (
-            post(manager, "/check_tool_service_status", tool_name="calculator", tenant_id="idle").status_code
-            == 404
-        ),
-        30,
-        what="the idle node to be removed",
+        lambda: status_of(manager, "calculator", "idle") == "exited", 60, what="the idle node to be removed"
     )
-    assert (
-        requests.get(manager.url + "/tools", params={"tenant_id": "idle"}, timeout=10).json()["output"][
-            "tools"
-        ]
-        == {}
-    )
+    listed = requests.get(manager.url + "/tools", params={"tenant_id": "idle"}, timeout=10).json()
+    assert listed["output"]["tools"] == {"calculator_idle": "exited"}
 
     def container_gone() -> bool:
         try:

@@ -23,7 +23,7 @@ from msagent_srv.manager.runtime.base import (
     unit_name,
 )
 
-from .helpers import ServiceProcess, wait_for
+from .helpers import ENVELOPE_KEYS, ServiceProcess, wait_for
 from .service_calls import create_running, inspect, post, record_of, status_of
 
 SECRET_CFG = "cfg-secret-5f1c9a0e7b"
@@ -104,7 +104,7 @@ def test_process_runtime_refuses_code_tools_by_default(manager_factory, redis_ur
     reply = post(manager, "/create_tool_service", tool_name="code_interpreter", tenant_id="laptop")
     assert reply.status_code == 403
     body = reply.json()
-    assert set(body) == {"request_id", "message", "output"} and body["output"] is None
+    assert set(body) == ENVELOPE_KEYS and body["output"] is None
     assert "MSAGENT_PROCESS_RUNTIME_UNSAFE_TOOLS" in body["message"] and "code_interpreter" in body["message"]
     assert (
         post(
@@ -278,9 +278,7 @@ def test_nodes_per_tenant_are_capped(manager_factory, node_image: str) -> None:
     over = post(manager, "/create_tool_service", tool_name="code_interpreter", tenant_id="capped")
     assert over.status_code == 429
     body = over.json()
-    assert (
-        set(body) == {"request_id", "message", "output"} and "MSAGENT_MAX_NODES_PER_TENANT" in body["message"]
-    )
+    assert set(body) == ENVELOPE_KEYS and "MSAGENT_MAX_NODES_PER_TENANT" in body["message"]
     again = post(manager, "/create_tool_service", tool_name="calculator", tenant_id="capped")
     assert again.status_code == 200  # re-creating a node it holds is not one more
     create_running(manager, "code_interpreter", "neighbour")  # others are not affected
@@ -315,11 +313,7 @@ def test_a_node_reply_over_the_cap_is_refused_with_memory_bounded(manager: Servi
     before = rss_kb(manager.process.pid)
     reply = run_code(manager, "big", "'x' * 40_000_000", timeout=120)  # a 40 MB reply, the cap is 16 MB
     assert reply.status_code == 502
-    assert "larger than 16 MB" in reply.json()["message"] and set(reply.json()) == {
-        "request_id",
-        "message",
-        "output",
-    }
+    assert "larger than 16 MB" in reply.json()["message"] and set(reply.json()) == ENVELOPE_KEYS
     grown_mb = (rss_kb(manager.process.pid) - before) / 1024
     assert grown_mb < 16, f"manager RSS grew {grown_mb:.0f} MB"
     assert run_code(manager, "big", "1 + 1").json()["output"]["result"] == "2"

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from msagent_srv.assistant.function_calling.parser import ParsedReply, ToolCallParser
-from msagent_srv.assistant.function_calling.repair import repair_json
 from msagent_srv.assistant.function_calling.stream import ToolCallStream
 from msagent_srv.assistant.protocol import ToolDefinition
+from msagent_srv.jsonrepair import repair_json
 
 WEATHER = {
     "type": "function",

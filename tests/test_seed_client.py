@@ -3,31 +3,12 @@ against our real manager, Docker nodes and assistant: what its users run today k
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import textwrap
 from pathlib import Path
 
 import requests
 
-from .helpers import ServiceProcess
+from .helpers import ServiceProcess, run_seed
 from .upstreams import ScriptedUpstream
-
-
-def run_seed(python: str, code: str, timeout: float = 300, **env: str) -> dict:
-    """Runs `code` with the original's client; the code prints one JSON line last, which is returned."""
-    done = subprocess.run(
-        [python, "-c", textwrap.dedent(code)],
-        env={**os.environ, "PYTHONPATH": "", **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd="/tmp",
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_the_originals_tool_service_proxy_runs_renew_instance(

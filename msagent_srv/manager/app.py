@@ -17,14 +17,15 @@ from ..store.api_keys import ApiKeys
 from ..web.auth import API_KEYS, KeyChecker, auth_middleware, auth_required
 from ..web.envelopes import render_legacy
 from ..web.middleware import error_middleware
-from . import openapi, routes
+from . import openapi
 from .keys import METRICS, NODES, SETTINGS
 from .metrics import ManagerMetrics
 from .nodes import CONNECTIONS_PER_NODE, NodeManager
 from .runtime import Runtime, create_runtime
 
 log = logging.getLogger("msagent_srv.manager")
-OPEN_PATHS = frozenset({"/health", "/docs", "/openapi.json"})  # liveness and the API's description
+# liveness, reachability (the original's clients probe `GET /`) and the API's description
+OPEN_PATHS = frozenset({"/", "/health", "/docs", "/openapi.json"})
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
@@ -56,23 +57,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
             ),
             timeout=aiohttp.ClientTimeout(total=settings.node_call_timeout + 5, sock_connect=5),
         )
-        nodes = NodeManager(
-            store,
-            node_runtime,
-            session,
-            default_image=settings.node_image,
-            connect_host=settings.node_connect_host,
-            start_timeout=settings.node_start_timeout,
-            call_timeout=settings.node_call_timeout,
-            idle_timeout=settings.node_idle_timeout,
-            namespace=settings.namespace,
-            allow_private_urls=settings.allow_private_urls,
-            network=settings.node_network,
-            egress_network=settings.node_egress_network,
-            max_nodes_per_tenant=settings.max_nodes_per_tenant,
-            max_reply_bytes=int(settings.node_max_reply_mb * (1 << 20)),
-            unsafe_tools=settings.process_runtime_unsafe_tools,
-        )
+        nodes = NodeManager(store, node_runtime, session, settings)
         app[NODES] = nodes
         app[API_KEYS] = ApiKeys(store.redis)
 
@@ -97,7 +82,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)
-    routes.add_routes(app)
-    openapi.add_routes(app)
-    app.router.add_get("/metrics", metrics.handle)
+    openapi.add_routes(app)  # every route, and the document describing them
     return app

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from ..node.schemas import NODE_TOKEN_HEADER
+from ..settings import Settings
 from ..store import Conflict, NotFound, Store, StoreError, ToolInstance, ToolStatus
 from ..tools import TOOL_ENDPOINTS, Tool, UnknownTool, tool_class
 from ..web.errors import ApiError
@@ -52,31 +53,23 @@ def unsafe_tools_allowed(setting: str, tool_name: str) -> bool:
 
 
 class NodeManager:
+    """The nodes of every tenant: their records (store), their processes or containers (runtime), and the
+    HTTP session the manager calls them with. Every limit and default comes from `settings`."""
+
     def __init__(
-        self,
-        store: Store,
-        runtime: Runtime,
-        session: aiohttp.ClientSession,
-        *,
-        default_image: str,
-        connect_host: str = "127.0.0.1",
-        start_timeout: float = 30.0,
-        call_timeout: float = 60.0,
-        idle_timeout: float = 0.0,
-        namespace: str = "default",
-        allow_private_urls: bool = False,
-        network: str = "none",
-        egress_network: str = "bridge",
-        max_nodes_per_tenant: int = 20,
-        max_reply_bytes: int = 16 << 20,
-        unsafe_tools: str = "",
+        self, store: Store, runtime: Runtime, session: aiohttp.ClientSession, settings: Settings
     ) -> None:
-        self.namespace, self.allow_private_urls = namespace, allow_private_urls
-        self.network, self.egress_network, self.unsafe_tools = network, egress_network, unsafe_tools
-        self.max_nodes_per_tenant, self.max_reply_bytes = max_nodes_per_tenant, max_reply_bytes
-        self.store, self.runtime, self.session = store, runtime, session
-        self.default_image, self.connect_host = default_image, connect_host
-        self.start_timeout, self.call_timeout, self.idle_timeout = start_timeout, call_timeout, idle_timeout
+        self.store, self.runtime, self.session, self.settings = store, runtime, session, settings
+        self.namespace, self.allow_private_urls = settings.namespace, settings.allow_private_urls
+        self.network, self.egress_network = settings.node_network, settings.node_egress_network
+        self.unsafe_tools, self.max_nodes_per_tenant = (
+            settings.process_runtime_unsafe_tools,
+            settings.max_nodes_per_tenant,
+        )
+        self.max_reply_bytes = int(settings.node_max_reply_mb * (1 << 20))
+        self.default_image, self.connect_host = settings.node_image, settings.node_connect_host
+        self.start_timeout, self.call_timeout = settings.node_start_timeout, settings.node_call_timeout
+        self.idle_timeout = settings.node_idle_timeout
         self._launches: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._unix_sessions: dict[str, aiohttp.ClientSession] = {}
 
@@ -285,8 +278,9 @@ class NodeManager:
 
     # -- removal --------------------------------------------------------------------------------------
     async def remove(self, tenant_id: str, tool_name: str) -> ToolInstance:
-        """Delete the record first (so a launch in flight sees it gone), then the node and its port."""
-        record = await self.store.tools.delete(tenant_id, tool_name)
+        """Mark the record exited first (so a launch in flight sees it gone), then remove the node and free
+        its port. The exited record stays for MSAGENT_EXITED_RECORD_TTL, as the original servers kept it."""
+        record = await self.store.tools.retire(tenant_id, tool_name, self.settings.exited_record_ttl)
         launch = self._launches.pop((tenant_id, tool_name), None)
         if launch is not None:
             launch.cancel()
@@ -301,7 +295,7 @@ class NodeManager:
             await unix.close()
         if record.port is not None:
             await self.store.ports.release(record.port, port_owner(tenant_id, tool_name))
-        return record.model_copy(update={"status": ToolStatus.exited})
+        return record.model_copy(update={"status": ToolStatus.exited, "error": None})
 
     async def update(
         self, tenant_id: str, tool_name: str, tool_cfg: dict[str, Any], image: str | None

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from ..web import openapi
 from ..web.openapi import Operation
+from . import routes
+from .keys import METRICS
 from .schemas import (
     CreateToolRequest,
     Envelope,
@@ -23,35 +25,45 @@ from .schemas import (
 STATUS = Envelope[ToolStatusOutput]
 NODE_ERRORS = (400, 401, 403, 404, 409, 503)
 CREATE_ERRORS = (*NODE_ERRORS, 429)  # 400 unknown tool, 403 refused on this runtime, 429 tenant at its cap
+CALL_ERRORS = (*NODE_ERRORS, 502, 504)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return await request.app[METRICS].handle(request)
+
+
+# Every path of the original servers is served with and without its trailing slash (`slash=True`).
 OPERATIONS = [
+    Operation("get", "/", "Reachability: answers Hello World", routes.root, errors=(401,)),
+    Operation("post", "/", "Reachability: answers Hello World", routes.root, errors=(401,)),
     Operation("post", "/create_tool_service", "Create a tool node (answers pending at once)",
-              body=CreateToolRequest, reply=STATUS, errors=CREATE_ERRORS),
+              routes.create_tool_service, body=CreateToolRequest, reply=STATUS, errors=CREATE_ERRORS, slash=True),
     Operation("post", "/update_tool_service", "Restart a tool node with new config or image",
-              body=CreateToolRequest, reply=STATUS, errors=CREATE_ERRORS),
-    Operation("post", "/check_tool_service_status", "Status of a tool node", body=ToolRef, reply=STATUS,
-              errors=NODE_ERRORS),
-    Operation("post", "/remove_tool", "Stop and remove a tool node", body=ToolRef, reply=STATUS,
-              errors=NODE_ERRORS),
-    Operation("get", "/tools", "Tool nodes of a tenant", query=ListToolsQuery,
-              reply=Envelope[ToolListOutput], errors=(400, 401, 403, 503)),
-    Operation("post", "/tool_info", "Name, description and parameters of a running tool", body=ToolRef,
-              reply=Envelope[ToolInfoOutput], errors=(*NODE_ERRORS, 502, 504)),
-    Operation("post", "/execute_tool", "Run a tool; output is the tool's result", body=ExecuteToolRequest,
-              errors=(*NODE_ERRORS, 502, 504)),
+              routes.update_tool_service, body=CreateToolRequest, reply=STATUS, errors=CREATE_ERRORS, slash=True),
+    Operation("post", "/check_tool_service_status", "Status of a tool node", routes.check_tool_service_status,
+              body=ToolRef, reply=STATUS, errors=NODE_ERRORS, slash=True),
+    Operation("get", "/check_tool_service_status", "Status of a tool node (query parameters)",
+              routes.check_tool_service_status, query=ToolRef, reply=STATUS, errors=NODE_ERRORS, slash=True),
+    Operation("post", "/remove_tool", "Stop and remove a tool node (idempotent: unknown ones answer exited)",
+              routes.remove_tool, body=ToolRef, reply=STATUS, errors=NODE_ERRORS, slash=True),
+    Operation("delete", "/remove_tool", "Stop and remove a tool node (query parameters)", routes.remove_tool,
+              query=ToolRef, reply=STATUS, errors=NODE_ERRORS, slash=True),
+    Operation("get", "/tools", "Tool nodes of a tenant", routes.list_tools, query=ListToolsQuery,
+              reply=Envelope[ToolListOutput], errors=(400, 401, 403, 503), slash=True),
+    Operation("post", "/tool_info", "Name, description and parameters of a running tool", routes.tool_info,
+              body=ToolRef, reply=Envelope[ToolInfoOutput], errors=CALL_ERRORS, slash=True),
+    Operation("get", "/tool_info", "Name, description and parameters of a running tool (query parameters)",
+              routes.tool_info, query=ToolRef, reply=Envelope[ToolInfoOutput], errors=CALL_ERRORS, slash=True),
+    Operation("post", "/execute_tool", "Run a tool; output is the tool's result", routes.execute_tool,
+              body=ExecuteToolRequest, errors=CALL_ERRORS, slash=True),
+    Operation("get", "/health", "Liveness and state store check", routes.health, errors=(503,)),
+    Operation("get", "/metrics", "Prometheus metrics", metrics, text=True, errors=()),
 ]  # fmt: skip
 
 
-def build_document() -> dict[str, Any]:
-    document = openapi.build_document("msagent-srv tool manager", OPERATIONS, Envelope[Any])
-    document["paths"]["/health"] = {
-        "get": {
-            "summary": "Liveness and state store check",
-            "operationId": "health",
-            "responses": {"200": {"description": "OK"}, "503": {"description": "Store down"}},
-        }
-    }
-    return document
-
-
 def add_routes(app: web.Application) -> None:
-    openapi.add_routes(app, build_document(), "Every reply is <code>{request_id, message, output}</code>.")
+    """Every route of the manager, and the document describing exactly those."""
+    openapi.mount(
+        app, "msagent-srv tool manager", OPERATIONS, Envelope[Any],
+        "Every reply is <code>{request_id, message, output}</code>.",
+    )  # fmt: skip

@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from ..node.schemas import NODE_TOKEN_HEADER
-from ..store import ToolInstance
+from ..store import NotFound, ToolInstance, ToolStatus
 from ..web.auth import scope
 from ..web.bodies import read_model, validation_error
 from ..web.envelopes import envelope
@@ -24,6 +24,8 @@ from .schemas import (
     ToolRef,
     ToolStatusOutput,
 )
+
+USER_TOKEN_HEADER = "X-Modelscope-Agent-Token"  # the original's ToolServiceProxy(user_token=...)
 
 
 def _status_output(record: ToolInstance) -> dict[str, object]:
@@ -50,13 +52,19 @@ async def check_tool_service_status(request: web.Request) -> web.Response:
     body = await read_model(request, ToolRef, merge_query=True)
     body = scope(request, body)
     record = await request.app[NODES].status(body.tenant_id, body.tool_name)
-    return envelope(request, _status_output(record))
+    # a failed node's reason in `message` too, where the original servers' clients look for it
+    message = record.error or "" if record.status is ToolStatus.failed else ""
+    return envelope(request, _status_output(record), message)
 
 
 async def remove_tool(request: web.Request) -> web.Response:
+    """Idempotent, as the original's: an unknown or already removed tool answers `exited` too."""
     body = await read_model(request, ToolRef, merge_query=True)
     body = scope(request, body)
-    record = await request.app[NODES].remove(body.tenant_id, body.tool_name)
+    try:
+        record = await request.app[NODES].remove(body.tenant_id, body.tool_name)
+    except NotFound:
+        record = ToolInstance(tool_name=body.tool_name, tenant_id=body.tenant_id, status=ToolStatus.exited)
     return envelope(request, _status_output(record))
 
 
@@ -139,9 +147,13 @@ async def execute_tool(request: web.Request) -> web.Response:
     nodes = request.app[NODES]
     record = await nodes.running_node(body.tenant_id, body.tool_name)
     executions = request.app[METRICS].executions
+    kwargs = dict(body.kwargs)
+    user_token = request.headers.get(USER_TOKEN_HEADER, "").strip()
+    if user_token:  # the original's user token reaches the tool call, as it did there
+        kwargs.setdefault("user_token", user_token)
     try:
         output = await _call_node(
-            request, record, "POST", "/execute_tool", {"params": body.params, "kwargs": body.kwargs}
+            request, record, "POST", "/execute_tool", {"params": body.params, "kwargs": kwargs}
         )
     except ApiError:
         executions.labels(body.tool_name, "error").inc()
@@ -151,20 +163,11 @@ async def execute_tool(request: web.Request) -> web.Response:
     return envelope(request, output)
 
 
+async def root(request: web.Request) -> web.Response:
+    """The original servers' reachability check (their agent test calls `GET /`)."""
+    return envelope(request, {"message": "Hello World"})
+
+
 async def health(request: web.Request) -> web.Response:
     await request.app[NODES].store.ping()
     return web.json_response({"status": "ok", "runtime": request.app[NODES].runtime.name})
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/create_tool_service", create_tool_service)
-    app.router.add_post("/update_tool_service", update_tool_service)
-    app.router.add_post("/check_tool_service_status", check_tool_service_status)
-    app.router.add_get("/check_tool_service_status", check_tool_service_status)
-    app.router.add_post("/remove_tool", remove_tool)
-    app.router.add_delete("/remove_tool", remove_tool)
-    app.router.add_get("/tools", list_tools)
-    app.router.add_post("/tool_info", tool_info)
-    app.router.add_get("/tool_info", tool_info)
-    app.router.add_post("/execute_tool", execute_tool)
-    app.router.add_get("/health", health)

@@ -38,6 +38,8 @@ class ToolInstance(BaseModel):
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
     last_used_at: float = Field(default_factory=time.time)
+    # an exited record is kept until then (a removed tool answers `exited`), then forgotten
+    expires_at: float | None = None
 
     @property
     def node_name(self) -> str:

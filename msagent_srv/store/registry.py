@@ -62,6 +62,16 @@ return {1, current}
 """
 
 
+# KEYS[1] tenant hash; ARGV[1] tool, ARGV[2] the exited record JSON. Replaces the record with ARGV[2] and
+# returns the one it replaced ({1, old}), or {-1} if there was none.
+_RETIRE = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return {-1} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {1, current}
+"""
+
+
 def _statuses(values: Iterable[ToolStatus]) -> list[str]:
     return [ToolStatus(v).value for v in values]
 
@@ -74,18 +84,53 @@ class ToolRegistry:
         self._create = redis.register_script(_CREATE)
         self._transition = redis.register_script(_TRANSITION)
         self._delete = redis.register_script(_DELETE)
+        self._retire = redis.register_script(_RETIRE)
+
+    async def _live(self, tenant_id: str, raw: dict[str, str]) -> list[ToolInstance]:
+        """The records, less exited ones past their keeping time (deleted as they are met)."""
+        now, records, expired = time.time(), [], []
+        for name, value in raw.items():
+            record = ToolInstance.model_validate_json(value)
+            if record.expires_at is not None and record.expires_at <= now:
+                expired.append(name)
+            else:
+                records.append(record)
+        if expired:
+            await self._delete_expired(tenant_id, expired)
+        return records
+
+    async def _delete_expired(self, tenant_id: str, names: list[str]) -> None:
+        for name in names:  # only if still expired: a re-create may have replaced it meanwhile
+            await self._delete(keys=[keys.tenant_tools(tenant_id)], args=[name, ToolStatus.exited.value])
 
     @translate_errors
     async def get(self, tenant_id: str, tool_name: str) -> ToolInstance:
         raw = await self._redis.hget(keys.tenant_tools(tenant_id), tool_name)
-        if raw is None:
+        found = await self._live(tenant_id, {tool_name: raw}) if raw is not None else []
+        if not found:
             raise NotFound(f"tool {tool_name!r} not found for tenant {tenant_id!r}")
-        return ToolInstance.model_validate_json(raw)
+        return found[0]
 
     @translate_errors
     async def list(self, tenant_id: str) -> list[ToolInstance]:
         raw = await self._redis.hgetall(keys.tenant_tools(tenant_id))
-        return sorted((ToolInstance.model_validate_json(v) for v in raw.values()), key=lambda t: t.tool_name)
+        return sorted(await self._live(tenant_id, raw), key=lambda t: t.tool_name)
+
+    @translate_errors
+    async def retire(self, tenant_id: str, tool_name: str, keep_seconds: float) -> ToolInstance:
+        """Mark the tool exited and keep that record `keep_seconds` (status checks and listings answer
+        `exited`, as the original servers did); returns the record it replaced, for its node's cleanup."""
+        now = time.time()
+        exited = ToolInstance(
+            tool_name=tool_name, tenant_id=tenant_id, status=ToolStatus.exited, updated_at=now,
+            expires_at=now + keep_seconds,
+        )  # fmt: skip
+        result = await self._retire(
+            keys=[keys.tenant_tools(tenant_id)], args=[tool_name, exited.model_dump_json()]
+        )
+        if result[0] == -1:
+            raise NotFound(f"tool {tool_name!r} not found for tenant {tenant_id!r}")
+        return ToolInstance.model_validate_json(result[1])
 
     @translate_errors
     async def tenants(self) -> list[str]:

@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from ..jsonrepair import repair_json
+
 
 class ToolError(Exception):
     """A tool could not do what was asked; the message is shown to the caller (and the model)."""
@@ -77,7 +79,10 @@ class Tool:
             try:
                 data = json.loads(params)
             except json.JSONDecodeError as exc:
-                raise ToolError(f"params is not valid JSON: {exc}") from None
+                # the original servers' clients send JSON5 too: "{'instance_id': 123, 'period': 'mon',}"
+                data = repair_json(params)
+                if data is None:
+                    raise ToolError(f"params is not valid JSON: {exc}") from None
         else:
             data = params
         if not isinstance(data, dict):

@@ -50,8 +50,13 @@ class KeyChecker:
 
 
 def bearer_token(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    """The key in `Authorization: Bearer KEY`, or a bare `Authorization: KEY` as the original servers'
+    clients send it (TOOL_MANAGER_AUTH); an empty header is no key."""
+    value = request.headers.get("Authorization", "").strip()
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() == "bearer":
+        return token.strip() or None
+    return value if value and not token else None
 
 
 def auth_middleware(checker: KeyChecker, open_paths: frozenset[str], service: str) -> Any:

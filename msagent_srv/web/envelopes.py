@@ -23,8 +23,10 @@ def request_id(request: web.Request) -> str:
 
 
 def envelope(request: web.Request, output: Any = None, message: str = "", status: int = 200) -> web.Response:
-    """The manager's (and legacy assistant's) reply shape."""
-    return json_body({"request_id": request_id(request), "message": message, "output": output}, status)
+    """The manager's (and legacy assistant's) reply shape; `status_code` as the original servers' hosted
+    API carries it."""
+    body = {"status_code": status, "request_id": request_id(request), "message": message, "output": output}
+    return json_body(body, status)
 
 
 def render_legacy(request: web.Request, error: ApiError) -> web.Response:
@@ -42,5 +44,5 @@ def render_openai(request: web.Request, error: ApiError) -> web.Response:
 def render_both(request: web.Request, error: ApiError) -> web.Response:
     """The original servers' envelope with OpenAI's error object beside it, so both kinds of client read
     it (the agent and file endpoints, which the original's clients call)."""
-    body = {"request_id": request_id(request), "message": error.message, "output": None}
-    return json_body({**body, "error": _openai_error(error)}, error.status)
+    body = {"status_code": error.status, "request_id": request_id(request), "message": error.message}
+    return json_body({**body, "output": None, "error": _openai_error(error)}, error.status)

@@ -48,6 +48,11 @@ class Operation:
     streams: bool = False  # may answer text/event-stream instead
     text: bool = False  # answers text/plain (metrics), not JSON
     errors: tuple[int, ...] = (400, 503)
+    slash: bool = False  # served at `path/` too, answering the same (the original servers' paths)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.path, self.path + "/") if self.slash else (self.path,)
 
 
 def build_document(title: str, operations: list[Operation], error_model: type[BaseModel]) -> dict[str, Any]:
@@ -60,44 +65,45 @@ def build_document(title: str, operations: list[Operation], error_model: type[Ba
     error_ref = refs[(error_model, "validation")]
     paths: dict[str, Any] = {}
     for op in operations:
-        reply = refs[(op.reply, "validation")] if op.reply is not None else {"type": "object"}
-        ok_content: dict[str, Any] = (
-            {"text/plain": {"schema": {"type": "string"}}}
-            if op.text
-            else {"application/json": {"schema": reply}}
-        )
-        if op.streams:
-            ok_content["text/event-stream"] = {"schema": {"type": "string"}}
-        responses: dict[str, Any] = {"200": {"description": "OK", "content": ok_content}}
-        for status in op.errors:
-            responses[str(status)] = {
-                "description": ERROR_DESCRIPTIONS.get(status, "Error"),
-                "content": {"application/json": {"schema": error_ref}},
-            }
-        operation: dict[str, Any] = {
-            "summary": op.summary,
-            "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_')}",
-            "responses": responses,
-        }
-        if op.body is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
-            }
-        if op.form is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"multipart/form-data": {"schema": op.form}},
-            }
-        if op.query is not None:
-            operation["parameters"] = _query_parameters(op.query)
-        paths.setdefault(op.path, {})[op.method] = operation
+        for path in op.paths:
+            paths.setdefault(path, {})[op.method] = _operation(op, path, refs, error_ref)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": __version__},
         "paths": paths,
         "components": {"schemas": definitions.get("$defs", {})},
     }
+
+
+def _operation(op: Operation, path: str, refs: Any, error_ref: dict[str, Any]) -> dict[str, Any]:
+    reply = refs[(op.reply, "validation")] if op.reply is not None else {"type": "object"}
+    ok_content: dict[str, Any] = (
+        {"text/plain": {"schema": {"type": "string"}}} if op.text else {"application/json": {"schema": reply}}
+    )
+    if op.streams:
+        ok_content["text/event-stream"] = {"schema": {"type": "string"}}
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": ok_content}}
+    for status in op.errors:
+        responses[str(status)] = {
+            "description": ERROR_DESCRIPTIONS.get(status, "Error"),
+            "content": {"application/json": {"schema": error_ref}},
+        }
+    name = path.strip("/").replace("/", "_") or "root"
+    operation: dict[str, Any] = {
+        "summary": op.summary if path == op.path else f"{op.summary} (the same, at {path})",
+        "operationId": f"{op.method}_{name}" + ("_slash" if path != op.path and path != "/" else ""),
+        "responses": responses,
+    }
+    if op.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
+        }
+    if op.form is not None:
+        operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": op.form}}}
+    if op.query is not None:
+        operation["parameters"] = _query_parameters(op.query)
+    return operation
 
 
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -165,5 +171,6 @@ def mount(
     and /docs."""
     for op in operations:
         assert op.handler is not None, f"{op.method} {op.path} has no handler"
-        app.router.add_route(op.method.upper(), op.path, op.handler)
+        for path in op.paths:
+            app.router.add_route(op.method.upper(), path, op.handler)
     add_routes(app, build_document(title, operations, error_model), note)

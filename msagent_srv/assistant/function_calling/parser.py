@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...ids import random_hex
+from ...jsonrepair import repair_json
 from ..protocol import ToolDefinition
-from .repair import repair_json
 from .stream import ACTION_INPUT, OBSERVATION, ToolCallStream
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .repair import first_object
+from ...jsonrepair import first_object
 
 if TYPE_CHECKING:
     from .parser import ParsedCall, ToolCallParser

@@ -1,7 +1,7 @@
-"""The JSON object in a model's `Action Input`: strict JSON first (the C decoder), else a small repairing
-tokenizer for what models write instead: Python literals (single quotes, True/False/None), trailing commas,
-unclosed strings and brackets, bare-word keys. String contents are never rewritten. Every step is linear:
-one regex match per token, no pattern that can backtrack over the same characters twice."""
+"""A JSON object from text that is almost JSON (a model's `Action Input`, a caller's tool params): strict JSON
+first (the C decoder), else a small repairing tokenizer for what is written instead: Python literals (single
+quotes, True/False/None), JSON5-style trailing commas, unclosed strings and brackets, bare-word keys. String
+contents are never rewritten. Every step is linear: one regex match per token, no backtracking pattern."""
 
 from __future__ import annotations
 
