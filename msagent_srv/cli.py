@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, logs
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 log = logging.getLogger("msagent_srv")
 
@@ -109,9 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, or an exit naming the variable whose value is wrong (no traceback)."""
     fields = set(Settings.model_fields)
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k in fields}
-    return Settings.load(**overrides)
+    try:
+        return Settings.load(**overrides)
+    except SettingsError as exc:
+        sys.exit(f"msagent-srv {args.command}: invalid setting: {exc}")
 
 
 async def _keys(args: argparse.Namespace) -> int:

@@ -132,6 +132,21 @@ def test_settings_from_environment_and_flags() -> None:
     assert "redis://h:1/2" not in repr(settings)  # the URL may carry a password
     with pytest.raises(ValueError, match="manager_port"):
         Settings.load({"MSAGENT_MANAGER_PORT": "not a port"})
+    assert Settings.load({"OPENAI_API_BASE": "http://h/v1"}).openai_base_url == "http://h/v1"  # older name
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MSAGENT_FUNCTION_CALLING", "emulted"), ("MSAGENT_FUNCTION_CALLING", "openai=nativ"),
+     ("MSAGENT_UPLOAD_MAX_MB", "-5"), ("MSAGENT_RUNTIME", "kubernetes")],
+)  # fmt: skip
+def test_an_invalid_setting_stops_start_up_naming_its_variable(variable: str, value: str, tmp_path) -> None:
+    started = subprocess.run(
+        [sys.executable, "-m", "msagent_srv.cli", "assistant", "--port", str(free_port())],
+        env={**os.environ, variable: value, "MSAGENT_DATA_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert started.returncode != 0 and variable in started.stderr and "Traceback" not in started.stderr
 
 
 def test_logs_are_json_and_never_carry_secrets() -> None:
