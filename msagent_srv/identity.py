@@ -1,4 +1,5 @@
-"""Identities that name where state lives, each with one injective encoding.
+"""Identities that name where state lives, each with one injective encoding, and the one rule for the
+names they are made of.
 
 A `Space` is the (tenant, uuid_str) pair that uploaded files, session history, the keyword index and
 the vectors of a caller's knowledge are kept under. Stores never glue or sanitise names themselves:
@@ -10,7 +11,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Annotated
 from urllib.parse import quote
+
+from pydantic import Field, StringConstraints
+
+# Tenant ids and tool names: they appear in node names, labels and paths, so they are kept to this.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SafeName = Annotated[
+    str, StringConstraints(pattern=NAME_PATTERN),
+    Field(description="letters, digits, '_', '.', '-'; at most 64; starts with a letter or digit"),
+]  # fmt: skip
 
 
 @dataclass(frozen=True)

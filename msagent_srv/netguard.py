@@ -49,9 +49,6 @@ class PrivateAddressRefused(OSError):
 class InvalidUrl(OSError, ValueError):
     """Not a URL a request can be made to (scheme, host name, port). A client error."""
 
-    http_status = 400
-    code = "invalid_url"
-
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.strerror = message

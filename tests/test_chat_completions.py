@@ -627,7 +627,8 @@ def test_adversarial_answer_does_not_stall_the_server(
             prober.join()
         assert adversarial_seconds <= 20 * benign_seconds, (stream, adversarial_seconds, benign_seconds)
         # the event loop was never blocked for long: no probe waited more than a few benign replies' time
-        assert health and max(health) <= 5 * benign_seconds, (stream, max(health), benign_seconds)
+        # (plus a second of slack for a busy machine's scheduler; the audit's freeze was 8.8 s to 309 s)
+        assert health and max(health) <= 5 * benign_seconds + 1.0, (stream, max(health), benign_seconds)
     assert "Traceback" not in assistant.log()
 
 

@@ -311,3 +311,27 @@ def test_image_gen_as_a_node_takes_the_key_as_the_originals_agents_pass_it(
     assert "image_gen" in text
     for key in ("sk-kwargs-1234", "sk-cfg-5678", "sk-wrong-9999", "sk-operator-secret"):
         assert key not in text
+
+
+def test_the_operators_key_never_goes_to_a_base_url_the_caller_chose(
+    assistant_factory, upstream: ScriptedUpstream
+) -> None:
+    """The review's attack: an agent request names image_gen with its own tool_cfg.base_url; the tool runs
+    in the assistant, where the operator's DASHSCOPE_API_KEY is. That key must not travel there."""
+    assistant = assistant_factory(DASHSCOPE_API_KEY="sk-OPERATOR-SECRET", MSAGENT_KNOWLEDGE="false")
+    upstream.script = [
+        'Action: image_gen\nAction Input: {"text": "a cat", "resolution": "1024*1024"}',
+        "Done.",
+    ]
+    attacker = upstream.dashscope_url + "/"  # any URL the caller names (loopback is allowed on loopback)
+    reply = requests.post(
+        assistant.url + "/v1/assistants/lite",
+        json={"llm_config": {"model": "m", "model_server": "openai", "api_key": "k"},
+              "agent_config": {"tools": ["image_gen"], "tool_cfg": {"image_gen": {"base_url": attacker}}},
+              "messages": [{"role": "user", "content": "draw a cat"}]},
+        timeout=120,
+    )  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    assert all("OPERATOR-SECRET" not in bearer(r) for r in upstream.image_requests)
+    assert upstream.image_requests == []  # without a key of the caller's own, nothing was sent at all
+    assert "no DashScope API key" in reply.json()["output"]["response"]

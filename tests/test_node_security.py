@@ -233,7 +233,8 @@ def test_huge_powers_are_quick_tool_errors_and_the_node_stays_responsive(manager
                 reply, took = calc(expression)
                 assert reply.status_code == 400, reply.text
                 assert "calculator" in reply.json()["message"] and "too large" in reply.json()["message"]
-                assert took < 50 * baseline, (expression, took, baseline)  # it froze the node for seconds
+                # it froze the node for seconds (12 s in the audit); a second of slack for a busy machine
+                assert took < 50 * baseline + 1.0, (expression, took, baseline)
         finally:
             stop.set()
             side.result()

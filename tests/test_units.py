@@ -115,3 +115,40 @@ async def test_the_redis_bm25_scores_equal_a_reference_computation(store: Store)
     assert found.keys() == expected.keys()
     assert all(found[c] == pytest.approx(expected[c], rel=1e-6) for c in expected)
     assert max(found, key=found.get) == "a"  # both terms, a short text
+
+
+def test_office_files_that_unpack_beyond_the_limit_are_refused_before_parsing(tmp_path) -> None:
+    import io
+    import zipfile
+
+    from msagent_srv.assistant.knowledge.loaders import MAX_UNPACKED, UnsupportedDocument, load
+
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b"0" * (MAX_UNPACKED + 1))  # a few hundred KB packed
+    for name in ("bomb.docx", "bomb.xlsx", "bomb.pptx"):
+        path = tmp_path / name
+        path.write_bytes(bomb.getvalue())
+        with pytest.raises(UnsupportedDocument, match="over the"):
+            load(path)
+
+
+async def test_an_oversized_message_never_wipes_the_history(store: Store) -> None:
+    from msagent_srv.store import ChatMessage, SessionHistory
+
+    sessions = SessionHistory(store.redis, cap=50, max_bytes=8192)
+    space = Space(None, "huge-call")
+    await sessions.append(space, [ChatMessage(role="user", content="keep me")])
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "x" * 100_000}}
+    await sessions.append(space, [ChatMessage(role="assistant", content=None, tool_calls=[call])])
+    first, newest = await sessions.get(space)
+    assert first.content == "keep me"  # the older message survives (it was all wiped before)
+    assert newest.tool_calls[0]["id"] == "call_1" and newest.tool_calls[0]["function"]["name"] == "f"
+
+
+def test_only_upstreams_the_operator_set_are_trusted_for_callers() -> None:
+    from msagent_srv.assistant.backends.router import upstream_urls
+    from msagent_srv.settings import Settings
+
+    assert not any("11434" in url for url in upstream_urls(Settings.load({})))  # Ollama's default port
+    assert "http://10.0.0.5:11434/v1" in upstream_urls(Settings.load({"OLLAMA_HOST": "10.0.0.5:11434"}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from collections.abc import AsyncIterator
 
@@ -16,6 +17,7 @@ from ..store.api_keys import ApiKeys
 from ..store.keyword_index import KeywordIndex
 from ..web.auth import API_KEYS, KeyChecker, auth_middleware, auth_required
 from ..web.envelopes import render_both, render_legacy, render_openai
+from ..web.known_errors import KNOWN_ERRORS
 from ..web.middleware import Renderer, error_middleware
 from . import openapi
 from .backends.aiohttp_pool import upstream_client
@@ -45,7 +47,7 @@ def _renderer(request: web.Request) -> Renderer:
 
 def create_app(settings: Settings) -> web.Application:
     metrics = AssistantMetrics()
-    middlewares = [error_middleware(_renderer, metrics)]
+    middlewares = [error_middleware(_renderer, metrics, KNOWN_ERRORS)]
     if auth_required(settings.auth, settings.host):
         checker = KeyChecker(settings.admin_key_value(), settings.key_cache_seconds)
         middlewares.append(auth_middleware(checker, OPEN_PATHS, "assistant server"))
@@ -54,67 +56,62 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = metrics
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        store = Store.open(
-            settings.redis_url_value() or "redis://127.0.0.1:6379/0",
-            timeout=settings.redis_timeout,
-            history_cap=settings.session_history_cap,
-            history_ttl=settings.session_ttl,
-            history_max_bytes=settings.session_history_max_bytes,
-        )
-        # One session for every configured upstream; per-request timeouts are set by each backend.
-        timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout, sock_connect=10)
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30),
-            timeout=timeout,
-            read_bufsize=MAX_EVENT_LINE // 2,  # stream lines up to MAX_EVENT_LINE
-        )
-        http = upstream_client(settings.upstream_http, connect_timeout=10)  # MSAGENT_UPSTREAM_HTTP
-        # URLs that callers name themselves (an agent's api_base, a tool's base_url) go through the guard:
-        # its aiohttp session (SDKs, in-process tools) and a guarded model client.
-        guard = caller_guard(settings)
-        netguard.install(guard)
-        caller_session = guard.session(
-            timeout=timeout,
-            read_bufsize=MAX_EVENT_LINE // 2,
-            connector_options={"limit": 256, "limit_per_host": 64, "keepalive_timeout": 30},
-        )
-        caller_http = upstream_client(settings.upstream_http, connect_timeout=10, guard=guard)
-        try:
-            router = BackendRouter(settings, session, http)
-        except ValueError as exc:
-            await session.close()
-            await caller_session.close()
-            await store.close()
-            raise StartupError(f"bad upstream address: {exc}") from None
-        await router.start()
-        app[STORE], app[ROUTER] = store, router
-        app[API_KEYS] = ApiKeys(store.redis)
-        app[CHAT] = ChatEngine(settings, router, metrics)
-        app[TASKS] = BackgroundTasks()
-        try:
-            knowledge = create_knowledge_base(settings, session, store, metrics)
-        except VectorStoreLocked as exc:
-            await router.close()
-            await session.close()
-            await caller_session.close()
-            await http.close()
-            await store.close()
-            raise StartupError(str(exc)) from None
-        app[KNOWLEDGE] = Knowledge(knowledge, knowledge_off_reason(settings))
-        app[LITE] = LiteAgentService(
-            settings, app[CHAT], router, caller_session, caller_http, store, knowledge
-        )
-        yield
-        await app[TASKS].close()
-        if knowledge is not None:
-            await knowledge.close()
-        await router.close()
-        await session.close()
-        await caller_session.close()
-        netguard.install(None)
-        await http.close()
-        await caller_http.close()
-        await store.close()
+        """Each resource is released by the stack, newest first: a failure at start-up releases exactly
+        what was acquired before it."""
+        async with contextlib.AsyncExitStack() as stack:
+            store = Store.open(
+                settings.redis_url_value() or "redis://127.0.0.1:6379/0",
+                timeout=settings.redis_timeout,
+                history_cap=settings.session_history_cap,
+                history_ttl=settings.session_ttl,
+                history_max_bytes=settings.session_history_max_bytes,
+            )
+            stack.push_async_callback(store.close)
+            # One session for every configured upstream; per-request timeouts are set by each backend.
+            timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout, sock_connect=10)
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30),
+                timeout=timeout,
+                read_bufsize=MAX_EVENT_LINE // 2,  # stream lines up to MAX_EVENT_LINE
+            )
+            stack.push_async_callback(session.close)
+            http = upstream_client(settings.upstream_http, connect_timeout=10)  # MSAGENT_UPSTREAM_HTTP
+            stack.push_async_callback(http.close)
+            # URLs that callers name themselves (an agent's api_base, a tool's base_url) go through the
+            # guard: its aiohttp session (SDKs, in-process tools) and a guarded model client.
+            guard = caller_guard(settings)
+            netguard.install(guard)
+            stack.callback(netguard.install, None)
+            caller_session = guard.session(
+                timeout=timeout,
+                read_bufsize=MAX_EVENT_LINE // 2,
+                connector_options={"limit": 256, "limit_per_host": 64, "keepalive_timeout": 30},
+            )
+            stack.push_async_callback(caller_session.close)
+            caller_http = upstream_client(settings.upstream_http, connect_timeout=10, guard=guard)
+            stack.push_async_callback(caller_http.close)
+            try:
+                router = BackendRouter(settings, session, http)
+            except ValueError as exc:
+                raise StartupError(f"bad upstream address: {exc}") from None
+            stack.push_async_callback(router.close)
+            await router.start()
+            try:
+                knowledge = create_knowledge_base(settings, session, store, metrics)
+            except VectorStoreLocked as exc:
+                raise StartupError(str(exc)) from None
+            if knowledge is not None:
+                stack.push_async_callback(knowledge.close)
+            tasks = BackgroundTasks()  # indexing runs on the knowledge base: it ends first
+            stack.push_async_callback(tasks.close)
+            app[STORE], app[ROUTER], app[TASKS] = store, router, tasks
+            app[API_KEYS] = ApiKeys(store.redis)
+            app[CHAT] = ChatEngine(settings, router, metrics)
+            app[KNOWLEDGE] = Knowledge(knowledge, knowledge_off_reason(settings))
+            app[LITE] = LiteAgentService(
+                settings, app[CHAT], router, caller_session, caller_http, store, knowledge
+            )
+            yield
 
     app.cleanup_ctx.append(lifecycle)
     openapi.add_routes(app)  # every route, and the document describing them

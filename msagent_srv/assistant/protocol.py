@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..identity import SafeName
+
 
 class Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -248,7 +250,6 @@ class ErrorResponse(BaseModel):
 
 
 # -- /v1/assistants/lite ----------------------------------------------------------------------------------
-SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 # Any text names a session (`user@example.com`, `张三`), as with the original servers: stores key it by
 # identity.Space, never by gluing it into a name.
 UuidStr = Annotated[str, Field(min_length=1, max_length=256)]
@@ -287,7 +288,7 @@ class LiteAgentRequest(Lenient):
     use_knowledge: bool = False
     files: list[str] = Field(default_factory=list)
     use_tool_api: bool = False
-    tenant_id: SafeId = "default"
+    tenant_id: SafeName = "default"
 
 
 class FileRef(Lenient):

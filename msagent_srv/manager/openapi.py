@@ -34,8 +34,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 # Every path of the original servers is served with and without its trailing slash (`slash=True`).
 OPERATIONS = [
-    Operation("get", "/", "Reachability: answers Hello World", routes.root, errors=(401,)),
-    Operation("post", "/", "Reachability: answers Hello World", routes.root, errors=(401,)),
+    Operation("get", "/", "Reachability: answers Hello World (no key needed)", routes.root, errors=()),
+    Operation("post", "/", "Reachability: answers Hello World (no key needed)", routes.root, errors=()),
     Operation("post", "/create_tool_service", "Create a tool node (answers pending at once)",
               routes.create_tool_service, body=CreateToolRequest, reply=STATUS, errors=CREATE_ERRORS, slash=True),
     Operation("post", "/update_tool_service", "Restart a tool node with new config or image",

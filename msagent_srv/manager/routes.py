@@ -165,7 +165,7 @@ async def execute_tool(request: web.Request) -> web.Response:
 
 async def root(request: web.Request) -> web.Response:
     """The original servers' reachability check (their agent test calls `GET /`)."""
-    return envelope(request, {"message": "Hello World"})
+    return envelope(request, {"message": "Hello World"}, "Hello World")
 
 
 async def health(request: web.Request) -> web.Response:

@@ -6,12 +6,10 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from ..identity import SafeName
+from ..node.schemas import ToolInfo
 from ..store.records import ToolStatus
 
-SafeName = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
-    Field(description="letters, digits, '_', '.', '-'; at most 64; starts with a letter or digit"),
-]  # fmt: skip
 ImageName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./:@-]{0,254}$")]
 
 T = TypeVar("T")
@@ -46,10 +44,7 @@ class ToolListOutput(BaseModel):
     tools: dict[str, ToolStatus]
 
 
-class ToolInfoOutput(BaseModel):
-    name: str
-    description: str
-    parameters: list[dict[str, Any]] | dict[str, Any]
+ToolInfoOutput = ToolInfo  # what the manager relays is what the node says of its tool
 
 
 class Envelope(BaseModel, Generic[T]):

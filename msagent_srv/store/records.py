@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import time
 from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, Field
-
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class ToolStatus(str, Enum):

@@ -72,6 +72,20 @@ return {1, current}
 """
 
 
+# KEYS[1] tenant hash; ARGV[1] tool, ARGV[2] now. Deletes the record only if it is past its keeping time
+# (read and deleted in one step: a record re-made meanwhile is never taken for the expired one).
+_EXPIRE = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 0 end
+local expires = cjson.decode(current)['expires_at']
+if expires and expires ~= cjson.null and tonumber(expires) <= tonumber(ARGV[2]) then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
 def _statuses(values: Iterable[ToolStatus]) -> list[str]:
     return [ToolStatus(v).value for v in values]
 
@@ -85,6 +99,7 @@ class ToolRegistry:
         self._transition = redis.register_script(_TRANSITION)
         self._delete = redis.register_script(_DELETE)
         self._retire = redis.register_script(_RETIRE)
+        self._expire = redis.register_script(_EXPIRE)
 
     async def _live(self, tenant_id: str, raw: dict[str, str]) -> list[ToolInstance]:
         """The records, less exited ones past their keeping time (deleted as they are met)."""
@@ -100,8 +115,9 @@ class ToolRegistry:
         return records
 
     async def _delete_expired(self, tenant_id: str, names: list[str]) -> None:
+        now = repr(time.time())
         for name in names:  # only if still expired: a re-create may have replaced it meanwhile
-            await self._delete(keys=[keys.tenant_tools(tenant_id)], args=[name, ToolStatus.exited.value])
+            await self._expire(keys=[keys.tenant_tools(tenant_id)], args=[name, now])
 
     @translate_errors
     async def get(self, tenant_id: str, tool_name: str) -> ToolInstance:

@@ -42,13 +42,22 @@ class SessionHistory:
         self._append = redis.register_script(_APPEND)
 
     def _encode(self, message: ChatMessage) -> str:
-        """The stored JSON; a message over half the size cap keeps the head of its text."""
+        """The stored JSON, at most half the size cap: a larger message keeps the head of its text, and
+        tool calls too large to keep keep their ids and names (so their results still pair up)."""
         raw = message.model_dump_json(exclude_none=True)
         room = self.max_bytes // 2
-        if len(raw.encode()) <= room or not message.content:
+        if len(raw.encode()) <= room:
             return raw
+        if message.tool_calls:
+            calls = [
+                {**c, "function": {**(c.get("function") or {}), "arguments": "{}"}}
+                for c in message.tool_calls
+            ]
+            message = message.model_copy(update={"tool_calls": calls})
+            raw = message.model_dump_json(exclude_none=True)
+        content = message.content or ""
         over = len(raw.encode()) - room + len(_TRUNCATED.encode())
-        kept = message.content.encode()[: max(0, len(message.content.encode()) - over)]
+        kept = content.encode()[: max(0, len(content.encode()) - over)]
         text = kept.decode(errors="ignore") + _TRUNCATED
         return message.model_copy(update={"content": text}).model_dump_json(exclude_none=True)
 

@@ -33,9 +33,13 @@ class AmapWeather(Tool):
 
     async def call(self, params: str | dict[str, Any], **kwargs: Any) -> str:
         location = str(self.parse_params(params)["location"]).strip()
-        token = self.cfg.get("token") or os.environ.get("AMAP_TOKEN")
+        # the operator's key goes to the operator's AMap only: never to a base_url a caller chose
+        token = self.cfg.get("token") or (None if self.cfg.get("base_url") else os.environ.get("AMAP_TOKEN"))
         if not token:
-            raise ToolError("no AMap key: set tool_cfg.token or the AMAP_TOKEN environment variable")
+            raise ToolError(
+                "no AMap key: set tool_cfg.token or the AMAP_TOKEN environment variable "
+                "(used only with the operator's AMap, not a tool_cfg.base_url)"
+            )
         configured = os.environ.get("AMAP_BASE_URL") or DEFAULT_BASE_URL  # the operator's: trusted
         base = str(self.cfg.get("base_url") or configured).rstrip("/")
         timeout = aiohttp.ClientTimeout(total=float(self.cfg.get("timeout", 10)), sock_connect=10)

@@ -100,11 +100,13 @@ class ImageGen(Tool):
 
     # -- options ------------------------------------------------------------------------------------------
     def _key(self, kwargs: dict[str, Any]) -> str:
+        # The operator's key goes to the operator's DashScope only: never to a base_url a caller chose.
+        operators = os.environ.get("DASHSCOPE_API_KEY") if not self.cfg.get("base_url") else None
         for value in (
             kwargs.get("dashscope_api_key"),
             self.cfg.get("dashscope_api_key"),
             self.cfg.get("api_key"),
-            os.environ.get("DASHSCOPE_API_KEY"),
+            operators,
         ):
             if value is None or value == "":
                 continue
@@ -113,7 +115,8 @@ class ImageGen(Tool):
             return value.strip()
         raise ToolError(
             "no DashScope API key: pass dashscope_api_key, set tool_cfg.dashscope_api_key, or set the "
-            "DASHSCOPE_API_KEY environment variable"
+            "DASHSCOPE_API_KEY environment variable (used only with the operator's DashScope, not a "
+            "tool_cfg.base_url)"
         )
 
     def _text_option(self, name: str, kwargs: dict[str, Any], default: str) -> str:

@@ -31,7 +31,7 @@ class AsyncManagerClient(ManagerOperations):
                 timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:  # fmt: skip
                 raw = await response.read()
-        except TimeoutError:
+        except asyncio.TimeoutError:  # TimeoutError from 3.11 on, its own class before
             raise timed_out(request.path, seconds) from None
         except aiohttp.ClientError as exc:
             raise unreachable(self.url, exc) from None

@@ -82,8 +82,12 @@ def ollama_url(host: str) -> str:
 
 
 def upstream_urls(settings: Settings) -> list[str]:
-    """The upstreams the operator configured (allowed to callers whatever addresses they have)."""
-    urls = [settings.openai_base_url, ollama_url(settings.ollama_host), settings.dashscope_base_url]
+    """The upstreams the operator configured (allowed to callers whatever addresses they have). Only those
+    set explicitly: Ollama's default (a loopback port) is no choice of the operator's."""
+    chosen = settings.model_fields_set
+    urls = [settings.openai_base_url, settings.dashscope_base_url]
+    if "ollama_host" in chosen or settings.model_server == "ollama" or "ollama" in settings.routes().values():
+        urls.append(ollama_url(settings.ollama_host))
     return urls + ([settings.embedding_base_url] if settings.embedding_base_url else [])
 
 

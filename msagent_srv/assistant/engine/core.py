@@ -282,13 +282,15 @@ class ChatEngine:
                 text.append(piece.text)
                 batch.append(TextDelta(piece.text))
             for delta in piece.tool_calls or []:
-                index, function = int(delta.get("index", 0)), delta.get("function") or {}
+                index, function = int(delta.get("index") or 0), delta.get("function") or {}
                 if index not in started:
                     started[index] = ToolCallStart(
                         index, delta.get("id") or new_call_id(), function.get("name") or ""
                     )
                     arguments[index] = []
                     batch.append(started[index])
+                if function.get("name") and not started[index].name:  # a name after the first fragment
+                    started[index].name = function["name"]
                 if function.get("arguments"):
                     arguments[index].append(function["arguments"])
                     batch.append(ToolCallArgs(index, function["arguments"]))

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,7 @@ def load_pdf(data: bytes) -> list[Section]:
 def load_docx(data: bytes) -> list[Section]:
     import docx
 
+    _unpacks_within_limit(data)
     document = docx.Document(io.BytesIO(data))
     builder = _SectionBuilder()
     for paragraph in document.paragraphs:
@@ -194,10 +196,26 @@ def load_json(data: bytes) -> list[Section]:
     return [Section("\n\n".join(p for p in paragraphs if p))]
 
 
+# Office files are zip archives: what they unpack to is checked before a parser opens them.
+MAX_UNPACKED = 256 << 20
+
+
+def _unpacks_within_limit(data: bytes) -> None:
+    """Refuses a zip bomb: an archive that would unpack beyond MAX_UNPACKED (or is no archive)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile:
+        raise UnsupportedDocument("not a valid Office document (not a zip archive)") from None
+    if total > MAX_UNPACKED:
+        raise UnsupportedDocument(f"unpacks to {total >> 20} MB, over the {MAX_UNPACKED >> 20} MB limit")
+
+
 def load_xlsx(data: bytes) -> list[Section]:
     """One section per sheet: its rows as tab-separated lines, under the sheet's name."""
     from openpyxl import load_workbook
 
+    _unpacks_within_limit(data)
     book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     try:
         sections = []
@@ -218,6 +236,7 @@ def load_pptx(data: bytes) -> list[Section]:
     """One section per slide, under its title, with the text of every shape and the speaker notes."""
     from pptx import Presentation
 
+    _unpacks_within_limit(data)
     sections = []
     for number, slide in enumerate(Presentation(io.BytesIO(data)).slides, 1):
         title = slide.shapes.title.text.strip() if slide.shapes.title is not None else ""

@@ -124,7 +124,6 @@ class RuntimeNode:
     tenant_id: str
     port: int
     running: bool
-    token: str = ""
 
 
 class Runtime(Protocol):
