@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 import requests
 
-from msagent_srv.manager.nodes import CONNECTIONS_PER_NODE
+from msagent_srv.manager.node_transport import CONNECTIONS_PER_NODE
 from msagent_srv.store.connection import POOL_SIZE as REDIS_POOL_SIZE
 
 from .helpers import ServiceProcess, wait_for

@@ -26,9 +26,9 @@ from typing import Any
 import openai
 
 from ..agent import AgentLoop, Call, action_text, observation_text
-from ..tool_calls import ToolCallAssembler
 from ..tools import Tool, ToolError, load_tool
 from .errors import ToolServiceError
+from .tool_calls import ToolCallAssembler
 from .tool_proxy import ToolServiceProxy
 
 DEFAULT_ASSISTANT_URL = "http://localhost:31512/v1"

@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..toolservice.aio import AsyncToolServiceProxy, ProxyInfo, start_delays, started
-from ..toolservice.errors import ToolTimeout
+from ..toolservice.aio import AsyncToolServiceProxy, ProxyInfo, StartWatch
 from .manager import ManagerClient
 
 
@@ -31,18 +30,16 @@ class ToolServiceProxy(ProxyInfo):
     ) -> None:
         self.tool_name, self.tenant_id, self.call_timeout = tool_name, tenant_id, call_timeout
         self.manager = ManagerClient(manager_url, token)
-        status = self.manager.create(tool_name, tool_cfg or {}, tenant_id, image)
-        self.node_name = status.node_name
-        deadline = time.monotonic() + start_timeout
-        for delay in start_delays(deadline):
-            if started(status, tool_name):
-                break
-            time.sleep(delay)
-            status = self.manager.status(tool_name, tenant_id)
-        else:
-            if not started(status, tool_name):
-                raise ToolTimeout(f"tool {tool_name} did not start within {start_timeout:g}s")
-        self._set_info(self.manager.info(tool_name, tenant_id))
+        try:
+            status = self.manager.create(tool_name, tool_cfg or {}, tenant_id, image)
+            self.node_name, watch = status.node_name, StartWatch(tool_name, start_timeout)
+            while (delay := watch.next_delay(status)) is not None:
+                time.sleep(delay)
+                status = self.manager.status(tool_name, tenant_id)
+            self._set_info(self.manager.info(tool_name, tenant_id))
+        except BaseException:
+            self.manager.close()  # a proxy that never started holds no session
+            raise
 
     def call(self, params: str | dict[str, Any], **kwargs: Any) -> Any:
         """Run the tool with `params` (a JSON string or a dict); returns its output."""

@@ -19,12 +19,20 @@ from ..web.envelopes import render_legacy
 from ..web.known_errors import KNOWN_ERRORS
 from ..web.middleware import error_middleware
 from . import openapi
+from .errors import TenantAtNodeCap, UnknownToolName, UnsafeOnThisRuntime
 from .keys import METRICS, NODES, SETTINGS
 from .metrics import ManagerMetrics
-from .nodes import CONNECTIONS_PER_NODE, NodeManager
+from .node_transport import CONNECTIONS_PER_NODE
+from .nodes import NodeManager
 from .runtime import Runtime, create_runtime
 
 log = logging.getLogger("msagent_srv.manager")
+# how the manager answers the node manager's refusals
+REFUSALS: dict[type[BaseException], tuple[int, str]] = {
+    UnknownToolName: (400, "unknown_tool"),
+    UnsafeOnThisRuntime: (403, "unsafe_on_process_runtime"),
+    TenantAtNodeCap: (429, "too_many_nodes"),
+}
 # liveness, reachability (the original's clients probe `GET /`) and the API's description
 OPEN_PATHS = frozenset({"/", "/health", "/docs", "/openapi.json"})
 
@@ -38,7 +46,7 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
     """The manager. `runtime` overrides the configured one (tests pass a shared Docker runtime)."""
     metrics = ManagerMetrics()
-    middlewares = [error_middleware(lambda _r: render_legacy, metrics, KNOWN_ERRORS)]
+    middlewares = [error_middleware(lambda _r: render_legacy, metrics, {**KNOWN_ERRORS, **REFUSALS})]
     if auth_required(settings.auth, settings.host):
         checker = KeyChecker(settings.admin_key_value(), settings.key_cache_seconds)
         middlewares.append(auth_middleware(checker, OPEN_PATHS, "manager"))

@@ -19,7 +19,8 @@ from ..node.schemas import NODE_TOKEN_HEADER
 from ..settings import Settings
 from ..store import Conflict, NotFound, Store, StoreError, ToolInstance, ToolStatus
 from ..tools import TOOL_ENDPOINTS, Tool, UnknownTool, tool_class
-from ..web.errors import ApiError
+from .errors import TenantAtNodeCap, UnknownToolName, UnsafeOnThisRuntime
+from .node_transport import NodeTransport
 from .runtime import NodeSpec, Runtime, RuntimeError_
 
 log = logging.getLogger("msagent_srv.manager")
@@ -41,8 +42,6 @@ def tool_endpoints() -> dict[str, str]:
     return {name: os.environ[name] for name in TOOL_ENDPOINTS if os.environ.get(name)}
 
 
-# Connections kept to one node at most, over TCP or its Unix socket: what the manager holds for a node.
-CONNECTIONS_PER_NODE = 64
 UNSAFE_TOOLS_SETTING = "MSAGENT_PROCESS_RUNTIME_UNSAFE_TOOLS"
 
 
@@ -71,7 +70,7 @@ class NodeManager:
         self.start_timeout, self.call_timeout = settings.node_start_timeout, settings.node_call_timeout
         self.idle_timeout = settings.node_idle_timeout
         self._launches: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._unix_sessions: dict[str, aiohttp.ClientSession] = {}
+        self.transport = NodeTransport(session, settings.node_connect_host)
 
     # -- creation -------------------------------------------------------------------------------------
     async def create(
@@ -96,7 +95,7 @@ class NodeManager:
             return current
         try:
             await self._check_tenant_cap(tenant_id, tool_name)  # creations racing past the first check
-        except ApiError:
+        except TenantAtNodeCap:
             with contextlib.suppress(NotFound, Conflict):
                 await self.store.tools.delete(tenant_id, tool_name, allowed_from=[ToolStatus.pending])
             raise
@@ -114,25 +113,23 @@ class NodeManager:
         return record
 
     def _admit(self, tool_name: str, image: str | None) -> type[Tool] | None:
-        """The tool's class, or why it may not be created here (ApiError). None: a tool only a custom image
+        """The tool's class, or why it may not be created here (NodeRefused). None: a tool only a custom image
         knows (the Docker runtime tries it; the process runtime runs this host's tools only)."""
         try:
             tool = tool_class(tool_name)
         except UnknownTool as exc:
             if image and self.runtime.name != "process":
                 return None
-            raise ApiError(400, str(exc), code="unknown_tool", param="tool_name") from None
+            raise UnknownToolName(str(exc)) from None
         if (
             self.runtime.name == "process"
             and tool.executes_code
             and not unsafe_tools_allowed(self.unsafe_tools, tool_name)
         ):
-            raise ApiError(
-                403,
+            raise UnsafeOnThisRuntime(
                 f"tool {tool_name!r} runs callers' code, which the process runtime cannot isolate (it would run "
                 f"on this host as the manager's user): use the Docker runtime, or opt in with "
-                f"{UNSAFE_TOOLS_SETTING}={tool_name} (unsafe)",
-                code="unsafe_on_process_runtime",
+                f"{UNSAFE_TOOLS_SETTING}={tool_name} (unsafe)"
             )
         return tool
 
@@ -147,11 +144,9 @@ class NodeManager:
             r for r in await self.store.tools.list(tenant_id) if r.status in LIVE and r.tool_name != tool_name
         ]
         if len(live) >= self.max_nodes_per_tenant:
-            raise ApiError(
-                429,
+            raise TenantAtNodeCap(
                 f"tenant {tenant_id!r} already has {len(live)} nodes pending or running, the most allowed "
-                f"(MSAGENT_MAX_NODES_PER_TENANT={self.max_nodes_per_tenant}): remove one first",
-                code="too_many_nodes",
+                f"(MSAGENT_MAX_NODES_PER_TENANT={self.max_nodes_per_tenant}): remove one first"
             )
 
     def _spawn_launch(self, spec: NodeSpec, node_id: str | None = None) -> None:
@@ -290,9 +285,7 @@ class NodeManager:
                 await self.runtime.stop(record.container_id, (self.namespace, tenant_id, tool_name))
             except RuntimeError_ as exc:  # not ours after all: left alone, the record is gone anyway
                 log.warning("node not removed: %s", exc, extra={"tool": tool_name, "tenant": tenant_id})
-        unix = self._unix_sessions.pop(record.endpoint.removeprefix("unix:"), None)
-        if unix is not None:
-            await unix.close()
+        await self.transport.forget(record.endpoint)
         if record.port is not None:
             await self.store.ports.release(record.port, port_owner(tenant_id, tool_name))
         return record.model_copy(update={"status": ToolStatus.exited, "error": None})
@@ -314,22 +307,10 @@ class NodeManager:
         return record
 
     def endpoint_of(self, record: ToolInstance) -> str:
-        return record.endpoint or f"http://{self.connect_host}:{record.port}"
+        return self.transport.endpoint_of(record)
 
     def request(self, endpoint: str, method: str, path: str, **kwargs: Any) -> Any:
-        """An HTTP request to a node: over the shared TCP session, or over the node's Unix socket."""
-        if endpoint.startswith("unix:"):
-            socket_path = endpoint.removeprefix("unix:")
-            session = self._unix_sessions.get(socket_path)
-            if session is None or session.closed:
-                session = self._unix_sessions[socket_path] = aiohttp.ClientSession(
-                    connector=aiohttp.UnixConnector(
-                        path=socket_path, limit=CONNECTIONS_PER_NODE, keepalive_timeout=30
-                    ),
-                    timeout=self.session.timeout,
-                )
-            return session.request(method, f"http://node{path}", **kwargs)
-        return self.session.request(method, endpoint + path, **kwargs)
+        return self.transport.request(endpoint, method, path, **kwargs)
 
     async def touch(self, record: ToolInstance) -> None:
         """Record use for the idle timeout, at most once every few seconds a node."""
@@ -435,5 +416,4 @@ class NodeManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for session in self._unix_sessions.values():
-            await session.close()
+        await self.transport.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -49,19 +48,23 @@ class AsyncManagerClient(ManagerOperations):
         await self.close()
 
 
-def start_delays(deadline: float) -> Iterator[float]:
-    """Back-off between status checks: 50 ms growing to 1 s, until the deadline."""
-    delay = 0.05
-    while time.monotonic() + delay < deadline:
-        yield delay
-        delay = min(delay * 1.5, 1.0)
+class StartWatch:
+    """Waiting for a node to run, without the I/O: `next_delay(status)` says how long to wait before the
+    next status check, None once it runs; it raises when the node failed, ended or ran out of time."""
 
+    def __init__(self, tool_name: str, start_timeout: float) -> None:
+        self.tool_name, self.start_timeout = tool_name, start_timeout
+        self._deadline, self._delay = time.monotonic() + start_timeout, 0.05
 
-def started(status: ToolNodeStatus, tool_name: str) -> bool:
-    """True once running; raises at once when the node failed or ended."""
-    if status.status in ("failed", "exited"):
-        raise ToolFailedToStart(f"tool {tool_name} failed to start: {status.error or status.status}")
-    return status.status == "running"
+    def next_delay(self, status: ToolNodeStatus) -> float | None:
+        if status.status in ("failed", "exited"):
+            raise ToolFailedToStart(f"tool {self.tool_name} failed to start: {status.error or status.status}")
+        if status.status == "running":
+            return None
+        if time.monotonic() + self._delay >= self._deadline:
+            raise ToolTimeout(f"tool {self.tool_name} did not start within {self.start_timeout:g}s")
+        delay, self._delay = self._delay, min(self._delay * 1.5, 1.0)  # 50 ms growing to 1 s
+        return delay
 
 
 class ProxyInfo:
@@ -103,15 +106,10 @@ class AsyncToolServiceProxy(ProxyInfo):
         proxy = cls(tool_name, tenant_id, AsyncManagerClient(manager_url, token), call_timeout)
         try:
             status = await proxy.manager.create(tool_name, tool_cfg or {}, tenant_id, image)
-            proxy.node_name = status.node_name
-            for delay in start_delays(time.monotonic() + start_timeout):
-                if started(status, tool_name):
-                    break
+            proxy.node_name, watch = status.node_name, StartWatch(tool_name, start_timeout)
+            while (delay := watch.next_delay(status)) is not None:
                 await asyncio.sleep(delay)
                 status = await proxy.manager.status(tool_name, tenant_id)
-            else:
-                if not started(status, tool_name):
-                    raise ToolTimeout(f"tool {tool_name} did not start within {start_timeout:g}s")
             proxy._set_info(await proxy.manager.info(tool_name, tenant_id))
         except BaseException:
             await proxy.manager.close()

@@ -22,7 +22,7 @@ import aiohttp
 from yarl import URL
 
 from ...netguard import InvalidUrl, NetGuard, origin
-from .http1 import _MAX_BODY, MAX_EVENT_LINE, Http1Client, HttpReplyTooLarge
+from .http1 import _MAX_BODY, MAX_EVENT_LINE, Http1Client, HttpReplyTooLarge, split_lines
 
 _READ_BUFSIZE = 1 << 19  # aiohttp pauses the socket at twice this much unread data (http1: 1 MiB)
 
@@ -58,26 +58,9 @@ class AiohttpResponse:
             raise HttpReplyTooLarge(f"upstream reply is over {_MAX_BODY >> 20} MB")
         return b"".join([piece async for piece in self._pieces()])
 
-    async def iter_lines(self, max_line: int = MAX_EVENT_LINE) -> AsyncIterator[bytes]:
-        """Body lines without their line ending; a line longer than `max_line` bytes ends the reply with
-        HttpReplyTooLarge (the same rule and message as http1's)."""
-        pending = bytearray()
-        async for piece in self._pieces():
-            searched = len(pending)  # pending holds no line break
-            pending += piece
-            start = 0
-            while (end := pending.find(b"\n", searched)) >= 0:
-                if end - start > max_line:
-                    break
-                yield bytes(pending[start : end - 1 if end > start and pending[end - 1] == 13 else end])
-                start = searched = end + 1
-            if start:
-                del pending[:start]
-            line_end = pending.find(b"\n")
-            if (line_end if line_end >= 0 else len(pending)) > max_line:
-                raise HttpReplyTooLarge(f"upstream sent a line over {max_line} bytes")
-        if pending:
-            yield bytes(pending)
+    def iter_lines(self, max_line: int = MAX_EVENT_LINE) -> AsyncIterator[bytes]:
+        """Body lines without their line ending, by the same rule and message as http1's."""
+        return split_lines(self._pieces(), max_line)
 
 
 class _Exchange:

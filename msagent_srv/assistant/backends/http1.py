@@ -147,6 +147,30 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(HttpTimeout("upstream did not answer in time"))
 
 
+async def split_lines(pieces: AsyncIterator[bytes], max_line: int = MAX_EVENT_LINE) -> AsyncIterator[bytes]:
+    """Body lines without their line ending (Server-Sent Events are line-oriented); a line longer than
+    `max_line` bytes ends the reply with HttpReplyTooLarge, so no upstream can make us buffer more. Each
+    byte is searched once: a piece is scanned from where the last search ended."""
+    pending = bytearray()
+    async for piece in pieces:
+        searched = len(pending)  # pending holds no line break
+        pending += piece
+        start = 0
+        while (end := pending.find(b"\n", searched)) >= 0:
+            if end - start > max_line:
+                break
+            yield bytes(pending[start : end - 1 if end > start and pending[end - 1] == 13 else end])
+            start = searched = end + 1
+        if start:
+            del pending[:start]
+            searched = 0
+        # what is left holds no line break past `searched`: its length alone says if a line is too long
+        if len(pending) > max_line:
+            raise HttpReplyTooLarge(f"upstream sent a line over {max_line} bytes")
+    if pending:
+        yield bytes(pending)
+
+
 class Http1Response:
     """Status, headers and a body read once: whole (`read`) or piece by piece (`iter_lines`)."""
 
@@ -227,26 +251,8 @@ class Http1Response:
             return body
         return b"".join([piece async for piece in self._pieces()])
 
-    async def iter_lines(self, max_line: int = MAX_EVENT_LINE) -> AsyncIterator[bytes]:
-        """Body lines without their line ending (Server-Sent Events are line-oriented); a line longer than
-        `max_line` bytes ends the reply with HttpReplyTooLarge, so no upstream can make us buffer more."""
-        pending = bytearray()
-        async for piece in self._pieces():
-            searched = len(pending)  # pending holds no line break
-            pending += piece
-            start = 0
-            while (end := pending.find(b"\n", searched)) >= 0:
-                if end - start > max_line:
-                    break
-                yield bytes(pending[start : end - 1 if end > start and pending[end - 1] == 13 else end])
-                start = searched = end + 1
-            if start:
-                del pending[:start]
-            line_end = pending.find(b"\n")
-            if (line_end if line_end >= 0 else len(pending)) > max_line:
-                raise HttpReplyTooLarge(f"upstream sent a line over {max_line} bytes")
-        if pending:
-            yield bytes(pending)
+    def iter_lines(self, max_line: int = MAX_EVENT_LINE) -> AsyncIterator[bytes]:
+        return split_lines(self._pieces(), max_line)
 
     def release(self) -> None:
         """Hand the connection back for reuse if the exchange completed cleanly, else close it."""

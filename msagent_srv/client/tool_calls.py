@@ -1,5 +1,5 @@
 """Tool calls streamed as OpenAI deltas (index; id and name first, then argument fragments), joined back
-into whole calls. Used by the agent endpoint and by the client's Agent alike."""
+into whole calls. Used by the client's Agent, which reads them from any OpenAI-compatible server."""
 
 from __future__ import annotations
 
