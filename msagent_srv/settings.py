@@ -120,6 +120,12 @@ class Settings(BaseModel):
     node_idle_timeout: float = env(
         "MSAGENT_NODE_IDLE_TIMEOUT", 0.0, ge=0, description="remove nodes unused this long; 0 = never"
     )
+    openapi_timeout: float = env(
+        "MSAGENT_OPENAPI_TIMEOUT",
+        30.0,
+        gt=0,
+        description="seconds one /execute_openapi call to a saved document's API may take",
+    )
     monitor_interval: float = env(
         "MSAGENT_MONITOR_INTERVAL", 2.0, gt=0, description="seconds between node liveness sweeps"
     )

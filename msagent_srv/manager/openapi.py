@@ -9,13 +9,21 @@ from aiohttp import web
 
 from ..web import openapi
 from ..web.openapi import Operation
-from . import routes
+from . import openapi_tools, routes
 from .keys import METRICS
 from .schemas import (
     CreateToolRequest,
     Envelope,
+    ExecuteOpenApiRequest,
     ExecuteToolRequest,
+    ListOpenApiQuery,
     ListToolsQuery,
+    OpenApiListOutput,
+    OpenApiRef,
+    OpenApiRemovedOutput,
+    OpenApiSchemaRequest,
+    OpenApiToolsOutput,
+    SaveOpenApiRequest,
     ToolInfoOutput,
     ToolListOutput,
     ToolRef,
@@ -26,6 +34,7 @@ STATUS = Envelope[ToolStatusOutput]
 NODE_ERRORS = (400, 401, 403, 404, 409, 503)
 CREATE_ERRORS = (*NODE_ERRORS, 429)  # 400 unknown tool, 403 refused on this runtime, 429 tenant at its cap
 CALL_ERRORS = (*NODE_ERRORS, 502, 504)
+OPENAPI_ERRORS = (400, 401, 403, 404, 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -56,6 +65,20 @@ OPERATIONS = [
               routes.tool_info, query=ToolRef, reply=Envelope[ToolInfoOutput], errors=CALL_ERRORS, slash=True),
     Operation("post", "/execute_tool", "Run a tool; output is the tool's result", routes.execute_tool,
               body=ExecuteToolRequest, errors=CALL_ERRORS, slash=True),
+    Operation("post", "/openapi_schema/save", "Save an OpenAPI 3 document under a name (replaces one of that name)",
+              openapi_tools.save_openapi, body=SaveOpenApiRequest, reply=Envelope[OpenApiToolsOutput],
+              errors=(*OPENAPI_ERRORS, 409, 413), slash=True),
+    Operation("post", "/openapi_schema", "A saved OpenAPI document (format=tools: its operations as tools)",
+              openapi_tools.openapi_schema, body=OpenApiSchemaRequest, errors=OPENAPI_ERRORS, slash=True),
+    Operation("get", "/openapi_schema/list", "Names of a tenant's saved OpenAPI documents",
+              openapi_tools.list_openapi, query=ListOpenApiQuery, reply=Envelope[OpenApiListOutput],
+              errors=(400, 401, 403, 503), slash=True),
+    Operation("post", "/openapi_schema/remove", "Remove a saved OpenAPI document (idempotent)",
+              openapi_tools.remove_openapi, body=OpenApiRef, reply=Envelope[OpenApiRemovedOutput],
+              errors=(400, 401, 403, 503), slash=True),
+    Operation("post", "/execute_openapi", "Call one operation of a saved OpenAPI document; output is its reply",
+              openapi_tools.execute_openapi, body=ExecuteOpenApiRequest, errors=(*OPENAPI_ERRORS, 502, 504),
+              slash=True),
     Operation("get", "/health", "Liveness and state store check", routes.health, errors=(503,)),
     Operation("get", "/metrics", "Prometheus metrics", metrics, text=True, errors=()),
 ]  # fmt: skip

@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from .connection import connect, ping
 from .errors import Conflict, NotFound, PortsExhausted, StoreError, StoreUnavailable
 from .files import FileRecords
+from .openapi_docs import OpenApiDocs
 from .ports import PortAllocator
 from .records import ChatMessage, FileRecord, FileStatus, ToolInstance, ToolStatus
 from .registry import ToolRegistry
@@ -24,6 +25,7 @@ class Store:
     ports: PortAllocator
     sessions: SessionHistory
     files: FileRecords
+    openapi_docs: OpenApiDocs
 
     @classmethod
     def open(
@@ -44,6 +46,7 @@ class Store:
             ports=PortAllocator(redis, *port_range, bind_host=port_bind_host),
             sessions=SessionHistory(redis, history_cap, history_ttl, history_max_bytes),
             files=FileRecords(redis),
+            openapi_docs=OpenApiDocs(redis),
         )
 
     async def ping(self) -> bool:
@@ -60,6 +63,7 @@ __all__ = [
     "FileRecords",
     "FileStatus",
     "NotFound",
+    "OpenApiDocs",
     "PortAllocator",
     "PortsExhausted",
     "SessionHistory",

@@ -23,6 +23,9 @@ API_KEYS = PREFIX + "apikeys"
 PORT_OWNERS = PREFIX + "ports:owners"  # HASH port -> owner ("<tenant>/<tool>")
 PORT_ALLOCATIONS = PREFIX + "ports:allocations"  # counter of ports ever handed out (for metrics)
 
+# OpenAPI documents a tenant saved (POST /openapi_schema/save)
+OPENAPI_DOCS = PREFIX + "tenant:{tenant}:openapi"  # HASH openapi_name -> OpenApiDocument JSON
+
 # sessions and uploaded files, per Space (tenant + uuid_str; `Space.key` holds no ':')
 SESSION_HISTORY = PREFIX + "session:{space}:history"  # LIST of ChatMessage JSON, oldest first
 SESSION_FILES = PREFIX + "session:{space}:files"  # HASH file name -> FileRecord JSON
@@ -58,6 +61,10 @@ def keyword_scratch(space: Space, nonce: str) -> str:
 
 def tenant_tools(tenant: str) -> str:
     return TENANT_TOOLS.format(tenant=tenant)
+
+
+def openapi_docs(tenant: str) -> str:
+    return OPENAPI_DOCS.format(tenant=tenant)
 
 
 def session_history(space: Space) -> str:
