@@ -99,7 +99,7 @@ def test_agent_calls_code_interpreter_remotely(
         agent.close()
     assert output.startswith("I will compute it.")
     assert 'Action: code_interpreter\nAction Input: {"code": "print(6 * 7)"}' in output
-    assert 'Observation: <result>{"stdout": "42\\n"' in output
+    assert "Observation: <result>42\n</result>" in output
     assert output.endswith("Answer: The answer is 42.")
     # the model saw the tool's result on its second turn
     second = upstream.requests[1]["messages"]

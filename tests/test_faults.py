@@ -87,7 +87,7 @@ def test_node_killed_mid_call_answers_clearly_and_can_be_recreated(manager: Serv
     post(manager, "/create_tool_service", tool_name="code_interpreter", tenant_id="midcall")
     wait_running(manager, "code_interpreter", "midcall")
     again = execute(manager, "code_interpreter", "midcall", code="print(7)")
-    assert again.status_code == 200 and again.json()["output"]["stdout"] == "7\n"
+    assert again.status_code == 200 and again.json()["output"] == "7\n"
 
 
 async def labelled_containers(namespace: str) -> dict[str, bool]:
@@ -266,12 +266,12 @@ def test_a_tool_cannot_exhaust_pids_or_disk(manager: ServiceProcess) -> None:
     post(manager, "/create_tool_service", tool_name="code_interpreter", tenant_id="greedy",
          tool_cfg={"timeout": 30})  # fmt: skip
     wait_running(manager, "code_interpreter", "greedy")
-    forks = execute(manager, "code_interpreter", "greedy", code=FORK_BOMB).json()["output"]["stdout"]
+    forks = execute(manager, "code_interpreter", "greedy", code=FORK_BOMB).json()["output"]
     refused_after = int(forks.split()[2])
     assert "errno 11" in forks and refused_after < 128  # EAGAIN at the container's pids limit
-    disk = execute(manager, "code_interpreter", "greedy", code=DISK_FILLER).json()["output"]["stdout"]
+    disk = execute(manager, "code_interpreter", "greedy", code=DISK_FILLER).json()["output"]
     assert disk.strip() == "refused errno 28"  # ENOSPC: /tmp is a 64 MB tmpfs, the root is read-only
     assert (
-        execute(manager, "code_interpreter", "greedy", code="print('still here')").json()["output"]["stdout"]
+        execute(manager, "code_interpreter", "greedy", code="print('still here')").json()["output"]
         == "still here\n"
     )

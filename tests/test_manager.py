@@ -222,8 +222,8 @@ def test_memory_bomb_kills_only_its_own_node(manager: ServiceProcess, redis_url:
     reply = post(
         manager, "/execute_tool", tool_name="code_interpreter", tenant_id="bomber", params={"code": bomb}
     )
-    if reply.status_code == 200:  # the kernel killed the child process: its exit says so
-        assert reply.json()["output"]["exit_code"] != 0
+    if reply.status_code == 200:  # the kernel killed the session process: the answer says so
+        assert "the session was restarted" in reply.json()["output"]
     else:  # or it killed the node itself
         assert reply.status_code >= 500
     neighbour = post(
@@ -242,11 +242,11 @@ def test_code_interpreter_runs_code_in_its_container(manager: ServiceProcess) ->
     output = post(manager, "/execute_tool", tool_name="code_interpreter", params={"code": code}).json()[
         "output"
     ]
-    assert output["stdout"] == "hello from 65534\n" and output["result"] == "45" and output["exit_code"] == 0
+    assert output == "hello from 65534\n\n45"
     write = post(
         manager, "/execute_tool", tool_name="code_interpreter", params={"code": "open('/etc/evil', 'w')"}
     ).json()["output"]
-    assert "Read-only file system" in write["stderr"] or "Permission denied" in write["stderr"]
+    assert "Read-only file system" in write or "Permission denied" in write
 
 
 def test_tenants_cannot_see_or_call_each_others_tools(manager: ServiceProcess) -> None:
@@ -368,7 +368,7 @@ def test_a_call_longer_than_the_node_timeout_is_a_504(manager_factory, node_imag
     assert "code_interpreter" in reply.json()["message"] and "1s" in reply.json()["message"]
     # the node is still there for the next call
     quick = post(manager, "/execute_tool", tool_name="code_interpreter", params={"code": "1 + 1"})
-    assert quick.json()["output"]["result"] == "2"
+    assert quick.json()["output"] == "2"
 
 
 def test_node_gone_while_the_manager_was_down_is_marked_exited(
@@ -409,5 +409,5 @@ def test_nodes_without_a_network_are_reached_through_a_socket(
     output = post(
         manager, "/execute_tool", tool_name="code_interpreter", tenant_id="offline", params={"code": probe}
     ).json()["output"]
-    assert output["result"] != "'connected'" and output["exit_code"] == 0  # no way out of the container
+    assert output != "'connected'" and "crashed" not in output  # no way out of the container
     assert post(manager, "/remove_tool", tool_name="code_interpreter", tenant_id="offline").status_code == 200

@@ -1,113 +1,85 @@
-"""Runs Python code in a child process with a time and memory limit; returns stdout, stderr and the value
-of a trailing expression. Meant to run inside a node container, which adds the real isolation."""
+"""The code interpreter, as the original's: one Python session per tool instance that keeps its state
+between calls; code as `{"code": ...}`, raw, or fenced with chatter around; the answer is one string
+(the output, then the last expression's value, then the error, then the figures as Markdown images).
+
+The session is a child process (see python_session) with a time and memory limit, in its own session, with
+a clean environment and no capabilities; what a call's code forks is killed when the call ends. Meant to run
+inside a node container, which adds the real isolation."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
-import sys
-import tempfile
+import re
 from typing import Any
 
+from ..jsonrepair import repair_json
 from .base import Tool, ToolError
+from .python_session import Outcome, PythonSession, Ticket
 
-# Executed by the child: runs the code, then evaluates a trailing expression and records its repr.
-_RUNNER = r"""
-import ast, json, sys
-source = sys.stdin.read()
-result_path = sys.argv[1]
-namespace = {"__name__": "__main__"}
-tree = ast.parse(source, "<code>", "exec")
-tail = None
-if tree.body and isinstance(tree.body[-1], ast.Expr):
-    tail = ast.Expression(tree.body.pop().value)
-exec(compile(tree, "<code>", "exec"), namespace)
-if tail is not None:
-    value = eval(compile(tail, "<code>", "eval"), namespace)
-    if value is not None:
-        with open(result_path, "w") as f:
-            json.dump(repr(value), f)
-"""
-
-_MAX_OUTPUT = 64 * 1024
-_DRAIN_GRACE = 2.0  # seconds to collect output once the child is gone
+TIMEOUT_TEXT = "Timeout: Code execution exceeded the time limit."
+RESTART_TEXT = "the session was restarted: state was lost"
+SUCCESS_TEXT = "The code executed successfully."
+_FENCE = re.compile(r"```[^\n]*\n(.+?)```", re.S)
+_DEFAULT_STATIC_URL = "http://127.0.0.1:7866/static"
 
 
-def _prepare_child(memory_mb: int) -> None:  # runs in the child before exec
-    import resource
-
-    from ..node.hardening import die_with_parent, drop_all_capabilities
-
-    die_with_parent()
-    if memory_mb > 0:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    drop_all_capabilities()
+def _fenced(text: str) -> str | None:
+    match = _FENCE.search(text)
+    return match.group(1) if match else None
 
 
-class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """Says when the child exits. (Process.wait() also waits for its pipes to close, which a process the
-    child forked may hold open for as long as it lives.)"""
-
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=limit, loop=loop)
-        self.exited = asyncio.Event()
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        self.exited.set()
-
-
-def _truncate(data: bytes, total: int) -> str:
-    text = data.decode(errors="replace")
-    return text + ("\n...[truncated]" if total > len(data) else "")
-
-
-async def _read_bounded(stream: asyncio.StreamReader | None) -> tuple[bytes, int]:
-    """The first _MAX_OUTPUT bytes of a stream and its total length; the rest is read and dropped."""
-    kept, total = bytearray(), 0
-    if stream is None:
-        return b"", 0
-    while chunk := await stream.read(65536):
-        total += len(chunk)
-        if len(kept) < _MAX_OUTPUT:
-            kept += chunk[: _MAX_OUTPUT - len(kept)]
-    return bytes(kept), total
-
-
-async def _feed(stdin: asyncio.StreamWriter | None, data: bytes) -> None:
-    if stdin is None:
-        return
+def _compiles(code: str) -> bool:
     try:
-        stdin.write(data)
-        await stdin.drain()
-        stdin.close()
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
-def _read_result(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
+def extract_code(params: str | dict[str, Any] | None) -> str:
+    """The code of a call: `{"code": ...}` (a JSON object, JSON5 too, or a dict), else the first fenced block
+    of the text, else the text itself. A `code` value that is not Python but holds a fenced block gives
+    that block (models fence their arguments too)."""
+    if params is None:
+        return ""
+    data: Any = params
+    if isinstance(params, str):
+        data = None
+        stripped = params.strip()
+        if stripped.startswith("{"):
+            try:
+                data = json.loads(stripped)
+            except ValueError:
+                data = repair_json(stripped)
+        if not (isinstance(data, dict) and "code" in data):
+            return _fenced(params) or params
+    if not isinstance(data, dict):
+        raise ToolError("params must be a JSON object or code")
+    code = data.get("code")
+    if not isinstance(code, str):
+        raise ToolError("missing required parameter(s): code" if code is None else "code must be a string")
+    if "```" in code and not _compiles(code):
+        return _fenced(code) or code
+    return code
 
 
 class CodeInterpreter(Tool):
-    """tool_cfg: `timeout` (s, default 10), `memory_limit_mb` (address space of the child, 0 = the
-    container's limit only; default 512).
+    """tool_cfg: `timeout` (s per call, default 10), `memory_limit_mb` (address space of the session, 0 =
+    the container's limit only; default 512), `image_server` (figures as `static_url`/<file> instead of
+    their path; `static_url` defaults to CODE_INTERPRETER_STATIC_URL, else http://127.0.0.1:7866/static).
 
-    Each execution runs in its own session, with a clean environment and no capabilities; when it ends
-    (or times out, or the call is cancelled) every process of that session is killed, so nothing it
-    forked outlives the call."""
+    State lives in one session process per instance, started on the first call. A timeout, a crash or a
+    cancelled call ends that process and everything it forked; the answer says the session was restarted,
+    and the next call starts a fresh one."""
 
     name = "code_interpreter"
     description = (
-        "Run Python 3 code and return its stdout, stderr and the value of the last expression. "
-        "State is not kept between calls."
+        "Run Python 3 code in a persistent session (variables, imports and functions are kept between "
+        "calls) and return its output, the value of the last expression and any error; matplotlib "
+        "figures come back as Markdown images."
     )
     parameters = [
         {"name": "code", "type": "string", "description": "Python source code to run", "required": True},
@@ -117,87 +89,47 @@ class CodeInterpreter(Tool):
 
     def __init__(self, cfg: dict[str, Any] | None = None) -> None:
         super().__init__(cfg)
-        self._sessions: set[int] = set()
-        self._spawning = asyncio.Lock()  # a child being started is not yet in _sessions: no sweep meanwhile
-
-    async def call(self, params: str | dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        code = self.parse_params(params)["code"]
-        if not isinstance(code, str):
-            raise ToolError("code must be a string")
         try:
-            timeout = float(self.cfg.get("timeout", 10))
+            self.timeout = float(self.cfg.get("timeout", 10))
             memory_mb = int(self.cfg.get("memory_limit_mb", 512))
         except (TypeError, ValueError):
             raise ToolError("tool_cfg.timeout and tool_cfg.memory_limit_mb must be numbers") from None
-        with tempfile.TemporaryDirectory(prefix="code-") as workdir:
-            result_path = os.path.join(workdir, "result.json")
-            loop = asyncio.get_running_loop()
-            await self._spawning.acquire()
-            try:
-                transport, protocol = await loop.subprocess_exec(
-                    lambda: _ExitAwareProtocol(limit=1 << 16, loop=loop),
-                    sys.executable, "-I", "-c", _RUNNER, result_path,
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                    cwd=workdir,
-                    env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"},
-                    preexec_fn=lambda: _prepare_child(memory_mb),
-                    start_new_session=True,
-                )  # fmt: skip
-                process = asyncio.subprocess.Process(transport, protocol, loop)
-                self._sessions.add(process.pid)
-            finally:
-                self._spawning.release()
-            feeder = asyncio.create_task(_feed(process.stdin, code.encode()))
-            readers = [
-                asyncio.create_task(_read_bounded(process.stdout)),
-                asyncio.create_task(_read_bounded(process.stderr)),
-            ]
-            timed_out = False
-            try:
-                try:
-                    await asyncio.wait_for(protocol.exited.wait(), timeout)
-                except asyncio.TimeoutError:
-                    timed_out = True
-            finally:
-                # the child and everything it forked, whatever happened (also when the call is cancelled)
-                await asyncio.shield(self._end_session(process, protocol))
-            # a process that left the session may still hold the pipes: wait a little, not forever
-            done, pending = await asyncio.wait([feeder, *readers], timeout=_DRAIN_GRACE)
-            for task in pending:
-                task.cancel()
-            (stdout, out_total), (stderr, err_total) = (
-                r.result() if r in done and not r.cancelled() else (b"", 0) for r in readers
-            )
-            result = await asyncio.to_thread(_read_result, result_path)
-        return {
-            "stdout": _truncate(stdout, out_total),
-            "stderr": _truncate(stderr, err_total)
-            + (f"\nTimeoutError: code ran longer than {timeout:g}s" if timed_out else ""),
-            "result": result,
-            "exit_code": process.returncode,
-            "timed_out": timed_out,
-        }
+        self.session = PythonSession(memory_mb)
 
-    async def _end_session(self, process: asyncio.subprocess.Process, protocol: _ExitAwareProtocol) -> None:
-        from ..node.hardening import end_strays, kill_session
-
-        await asyncio.to_thread(kill_session, process.pid)
+    async def call(self, params: str | dict[str, Any], **kwargs: Any) -> str:
+        code = extract_code(params)
+        if not code.strip():
+            return ""
+        ticket = Ticket()
         try:
-            await asyncio.wait_for(protocol.exited.wait(), 5)  # reaped by asyncio, not by the sweep below
-        except asyncio.TimeoutError:
-            pass
-        self._sessions.discard(process.pid)
-        # what left the session (setsid) and was orphaned to the node (a subreaper) ends too
-        async with self._spawning:
-            await asyncio.to_thread(end_strays, set(self._sessions))
+            outcome = await asyncio.to_thread(self.session.run, code, self.timeout, ticket)
+        except asyncio.CancelledError:
+            ticket.cancel()  # the code stops now, not at its timeout; the thread then returns
+            raise
+        except TimeoutError as exc:
+            raise ToolError(str(exc)) from None
+        return self.format(outcome)
+
+    def _image_link(self, path: str) -> str:
+        if self.cfg.get("image_server"):
+            base = str(self.cfg.get("static_url") or os.environ.get("CODE_INTERPRETER_STATIC_URL", ""))
+            return f"{(base or _DEFAULT_STATIC_URL).rstrip('/')}/{os.path.basename(path)}"
+        return path
+
+    def format(self, outcome: Outcome) -> str:
+        """As the original joins a cell's messages: each text on its own line(s), each image after a blank
+        line, "The code executed successfully." when there is nothing to say."""
+        texts = [outcome.output, outcome.value, outcome.error]
+        if outcome.timed_out:
+            texts.append(TIMEOUT_TEXT)
+        if outcome.crashed:
+            texts.append(f"The code interpreter crashed: {outcome.crashed}.")
+        if outcome.restarted:
+            texts.append(f"Note: {RESTART_TEXT}.")
+        result = "".join(f"\n{text}" for text in texts if text)
+        result += "".join(f"\n\n![IMAGEGEN]({self._image_link(path)})" for path in outcome.images)
+        return result.lstrip("\n") or SUCCESS_TEXT
 
     async def close(self) -> None:
-        """Kills every execution still running (the node is shutting down)."""
-        from ..node.hardening import end_strays, kill_session
-
-        for sid in list(self._sessions):
-            await asyncio.to_thread(kill_session, sid)
-        self._sessions.clear()
-        await asyncio.to_thread(end_strays, set())
+        """Ends the session and everything it runs (the node is shutting down)."""
+        await asyncio.to_thread(self.session.close)
