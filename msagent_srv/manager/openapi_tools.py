@@ -27,10 +27,9 @@ from pydantic_core import to_json
 from yarl import URL
 
 from .. import netguard
-from ..assistant.backends.router import private_urls_allowed
 from ..store import NotFound
 from ..store.openapi_docs import OpenApiDocument
-from ..web.auth import scope
+from ..web.auth import private_urls_allowed, scope
 from ..web.bodies import read_model, validation_error
 from ..web.envelopes import envelope
 from ..web.errors import ApiError

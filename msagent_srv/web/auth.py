@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ..identity import Space
+from ..settings import Settings
 from ..store.api_keys import ApiKeys
 from .errors import ApiError
 
@@ -24,6 +25,12 @@ M = TypeVar("M")
 
 def auth_required(mode: str, host: str) -> bool:
     return mode == "on" or (mode == "auto" and host not in LOOPBACK)
+
+
+def private_urls_allowed(settings: Settings) -> bool:
+    """Callers' URLs may reach private addresses: by the operator's choice, or when the service listens on
+    loopback only (the rule that also leaves API keys off) and the operator did not ask for public only."""
+    return settings.allow_private_urls or (settings.host in LOOPBACK and not settings.public_urls_only)
 
 
 class KeyChecker:

@@ -6,7 +6,7 @@ import aiohttp
 
 from ...netguard import NetGuard
 from ...settings import Settings
-from ...web.auth import LOOPBACK
+from ...web.auth import private_urls_allowed
 from .base import Backend
 from .dashscope_backend import DashScopeBackend
 from .http1 import Http1Client
@@ -89,12 +89,6 @@ def upstream_urls(settings: Settings) -> list[str]:
     if "ollama_host" in chosen or settings.model_server == "ollama" or "ollama" in settings.routes().values():
         urls.append(ollama_url(settings.ollama_host))
     return urls + ([settings.embedding_base_url] if settings.embedding_base_url else [])
-
-
-def private_urls_allowed(settings: Settings) -> bool:
-    """Callers' URLs may reach private addresses: by the operator's choice, or when the service listens on
-    loopback only (the rule that also leaves API keys off) and the operator did not ask for public only."""
-    return settings.allow_private_urls or (settings.host in LOOPBACK and not settings.public_urls_only)
 
 
 def caller_guard(settings: Settings) -> NetGuard:
