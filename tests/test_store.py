@@ -257,3 +257,19 @@ def test_a_port_with_only_closed_connections_is_free() -> None:
         accepted.close()  # the server side closes first: its end lingers in TIME_WAIT
         client.close()
     assert port_is_free(port)
+
+
+async def test_ended_records_are_kept_for_their_time_then_forgotten(store: Store) -> None:
+    await store.tools.create(instance("calc", "ttl"))
+    old = await store.tools.retire("ttl", "calc", keep_seconds=3600)
+    assert old.status is ToolStatus.pending  # the record it replaced, for its node's cleanup
+    kept = await store.tools.get("ttl", "calc")
+    assert kept.status is ToolStatus.exited and [r.tool_name for r in await store.tools.list("ttl")] == [
+        "calc"
+    ]
+    await store.tools.retire("ttl", "calc", keep_seconds=0)
+    with pytest.raises(NotFound):
+        await store.tools.get("ttl", "calc")
+    assert await store.tools.list("ttl") == []
+    created, _ = await store.tools.create(instance("calc", "ttl"))  # and the name can be used again
+    assert created

@@ -223,8 +223,9 @@ class NodeManager:
     async def _mark_failed(self, tenant_id: str, tool_name: str, error: str) -> None:
         try:
             record = await self.store.tools.transition(
-                tenant_id, tool_name, allowed_from=LIVE, status=ToolStatus.failed, error=error
-            )
+                tenant_id, tool_name, allowed_from=LIVE, status=ToolStatus.failed, error=error,
+                expires_at=time.time() + self.settings.exited_record_ttl,  # kept as an exited one is
+            )  # fmt: skip
             log.warning("node failed", extra={"tool": tool_name, "tenant": tenant_id, "error": error})
         except (NotFound, Conflict):
             return
