@@ -10,12 +10,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+from aiohttp import web
 
 from msagent_srv.store.embedded import free_port
 
@@ -154,6 +155,34 @@ def run_seed(python: str, code: str, timeout: float = 300, **env: str) -> dict:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class LoopbackServer:
+    """An aiohttp server on loopback in the test's own loop, answering every path with `handler` (a
+    misbehaving model server, a redirecting API...); `async with` gives its URL."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler, self.hits = handler, 0
+        self.runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> str:
+        async def every(request: web.Request) -> web.StreamResponse:
+            self.hits += 1
+            return await self.handler(request)
+
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", every)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        return f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
 
 
 __all__ = [

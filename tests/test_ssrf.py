@@ -10,7 +10,6 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -23,33 +22,7 @@ from msagent_srv.netguard import ALLOW_ENV, NetGuard, PrivateAddressRefused, Red
 from msagent_srv.tools import ToolError, load_tool
 from msagent_srv.toolservice import ToolServiceError
 
-from .helpers import ServiceProcess
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class Server:
-    """An aiohttp server on loopback in the test's loop, answering every path with `handler`."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler, self.hits = handler, 0
-        self.runner: web.AppRunner | None = None
-
-    async def __aenter__(self) -> str:
-        async def every(request: web.Request) -> web.StreamResponse:
-            self.hits += 1
-            return await self.handler(request)
-
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", every)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        return f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
+from .helpers import Handler, LoopbackServer, ServiceProcess
 
 
 def redirect_to(location: str, status: int = 307) -> Handler:
@@ -97,7 +70,7 @@ async def test_an_api_base_redirecting_to_the_manager_does_not_reach_it(
     proxy = await AsyncToolServiceProxy.create("calculator", {}, "victim", manager.url)
     node = "calculator_victim"
     remove = f"{manager.url}/remove_tool?tool_name=calculator&tenant_id=victim"
-    redirector = Server(redirect_to(remove))
+    redirector = LoopbackServer(redirect_to(remove))
     try:
         async with redirector as evil:
             # public-only; the redirector is allowed the way a public host would be (configured upstream)
@@ -135,9 +108,9 @@ async def test_guarded_session_never_follows_a_redirect_even_to_allowed_hosts() 
     async def target(request: web.Request) -> web.Response:
         return web.Response(text="reached")
 
-    landing = Server(target)
+    landing = LoopbackServer(target)
     async with landing as landing_url:
-        async with Server(redirect_to(landing_url + "/x", 302)) as start:
+        async with LoopbackServer(redirect_to(landing_url + "/x", 302)) as start:
             guard = NetGuard(allow_private=True)
             async with guard.session(timeout=aiohttp.ClientTimeout(total=10)) as session:
                 with pytest.raises(RedirectRefused, match="redirects are not followed"):
@@ -162,7 +135,7 @@ async def test_a_name_resolving_differently_after_the_check_cannot_connect_to_lo
     async def target(request: web.Request) -> web.Response:
         return web.Response(text="internal")
 
-    internal = Server(target)
+    internal = LoopbackServer(target)
     async with internal as url:
         port = url.rsplit(":", 1)[1]
         name_url = f"http://rebind.example:{port}/v1"
@@ -203,7 +176,7 @@ async def test_each_socket_is_checked_whatever_resolved_the_name() -> None:
     async def target(request: web.Request) -> web.Response:
         return web.Response(text="internal")
 
-    internal = Server(target)
+    internal = LoopbackServer(target)
     async with internal as url:
         port = url.rsplit(":", 1)[1]
         guard = NetGuard()
@@ -229,7 +202,7 @@ async def test_weather_tool_refuses_ip_literals_and_does_not_follow_redirects(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(ALLOW_ENV, raising=False)
-    amap = Server(amap_answer)
+    amap = LoopbackServer(amap_answer)
     async with amap as amap_url:
         port = amap_url.rsplit(":", 1)[1]
         for literal in (amap_url, f"http://[::ffff:127.0.0.1]:{port}", f"http://[::7f00:1]:{port}"):
@@ -237,7 +210,9 @@ async def test_weather_tool_refuses_ip_literals_and_does_not_follow_redirects(
                 await load_tool("amap_weather", {"token": "t", "base_url": literal}).call(
                     {"location": "杭州"}
                 )
-        async with Server(redirect_to(amap_url + "/v3/weather/weatherInfo?city=1", 302)) as redirector:
+        async with LoopbackServer(
+            redirect_to(amap_url + "/v3/weather/weatherInfo?city=1", 302)
+        ) as redirector:
             # the operator's AMAP_BASE_URL is allowed, but its redirect is not followed
             monkeypatch.setenv("AMAP_BASE_URL", redirector)
             with pytest.raises(ToolError, match="redirects are not followed"):
@@ -302,7 +277,7 @@ def content_event(text: str) -> bytes:
 async def test_an_over_long_event_line_ends_the_stream_with_a_clear_error(assistant_factory) -> None:
     over = MAX_EVENT_LINE + (256 << 10)
     for before, expect_status in (([], 502), ([content_event("Hello there. ")] * 3, 200)):
-        async with Server(sse_upstream(before, over)) as model:
+        async with LoopbackServer(sse_upstream(before, over)) as model:
             assistant = assistant_factory(MSAGENT_KNOWLEDGE="false", OPENAI_BASE_URL=model + "/v1")
             body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
@@ -338,7 +313,7 @@ async def test_an_over_long_dashscope_event_line_is_a_502(assistant_factory) -> 
             pass
         return response
 
-    async with Server(dashscope) as model:
+    async with LoopbackServer(dashscope) as model:
         assistant = assistant_factory(MSAGENT_KNOWLEDGE="false")
         body = {**lite_body("dashscope", model + "/api/v1"), "stream": True}
         status, reply = await post_json(assistant.url + "/v1/assistants/lite", body)

@@ -6,7 +6,6 @@ error statuses, a redirect (answered, never followed), an over-long event line, 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import openai
@@ -18,7 +17,7 @@ from msagent_srv.assistant.backends.base import UpstreamError, transport_errors
 from msagent_srv.assistant.backends.http1 import MAX_EVENT_LINE, Http1Client
 from msagent_srv.netguard import NetGuard
 
-from .helpers import ServiceProcess
+from .helpers import Handler, LoopbackServer, ServiceProcess
 from .upstreams import ScriptedUpstream
 
 CLIENTS = ["http1", "aiohttp"]
@@ -35,35 +34,10 @@ NATIVE_CALL = {
     "type": "function",
     "function": {"name": "get_weather", "arguments": '{"city": "Kyiv"}'},
 }
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def openai_client(service: ServiceProcess, key: str = "sk-user-key") -> openai.OpenAI:
     return openai.OpenAI(base_url=service.url + "/v1", api_key=key, max_retries=0, timeout=30)
-
-
-class Model:
-    """An aiohttp server in the test's loop standing in for a misbehaving model server."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler, self.hits = handler, 0
-        self.runner: web.AppRunner | None = None
-
-    async def __aenter__(self) -> str:
-        async def every(request: web.Request) -> web.StreamResponse:
-            self.hits += 1
-            return await self.handler(request)
-
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", every)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        return f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
 
 
 async def post_chat(service: ServiceProcess, body: dict) -> tuple[int, bytes]:
@@ -149,7 +123,7 @@ async def test_a_redirect_is_the_answer_not_followed(assistant_factory, kind: st
         await request.read()
         return web.Response(status=307, headers={"Location": "/v1/elsewhere"})
 
-    model = Model(redirect)
+    model = LoopbackServer(redirect)
     async with model as base:
         service = assistant_factory(
             MSAGENT_UPSTREAM_HTTP=kind, MSAGENT_KNOWLEDGE="false", OPENAI_BASE_URL=base + "/v1"
@@ -184,7 +158,7 @@ async def test_an_over_long_event_line_ends_the_stream_with_a_clear_error(
     assistant_factory, kind: str
 ) -> None:
     for before, expect_status in ((0, 502), (3, 200)):
-        async with Model(over_long_line(before)) as base:
+        async with LoopbackServer(over_long_line(before)) as base:
             service = assistant_factory(
                 MSAGENT_UPSTREAM_HTTP=kind, MSAGENT_KNOWLEDGE="false", OPENAI_BASE_URL=base + "/v1"
             )
