@@ -157,6 +157,15 @@ def run_seed(python: str, code: str, timeout: float = 300, **env: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# the tool most chat tests offer the model
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -12,17 +12,9 @@ import pydantic
 import pytest
 import requests
 
-from .helpers import ServiceProcess, wait_for
+from .helpers import WEATHER, ServiceProcess, wait_for
 from .upstreams import ScriptedUpstream
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather of a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 RENEW_LEGACY = {
     "type": "function",
     "function": {

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import time
 from typing import Any
@@ -247,58 +246,6 @@ async def test_unusable_api_base_is_a_400_naming_the_field(assistant_factory, mo
 
 
 # -- point 9: an over-long line in an upstream's event stream ---------------------------------------------
-def sse_upstream(lines_before: list[bytes], long_line_bytes: int) -> Handler:
-    """An OpenAI-compatible stream: `lines_before`, then one `data:` line of `long_line_bytes`."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        await request.read()
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        try:
-            for line in lines_before:
-                await response.write(line + b"\n\n")
-            piece = b"x" * (64 << 10)
-            await response.write(b'data: {"choices":[{"delta":{"content":"')
-            for _ in range(long_line_bytes // len(piece)):
-                await response.write(piece)
-            await response.write(b'"}}]}\n\n')
-            await response.write(b"data: [DONE]\n\n")
-        except ConnectionResetError:
-            pass  # the assistant stopped reading
-        return response
-
-    return handler
-
-
-def content_event(text: str) -> bytes:
-    return b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]}).encode()
-
-
-async def test_an_over_long_event_line_ends_the_stream_with_a_clear_error(assistant_factory) -> None:
-    over = MAX_EVENT_LINE + (256 << 10)
-    for before, expect_status in (([], 502), ([content_event("Hello there. ")] * 3, 200)):
-        async with LoopbackServer(sse_upstream(before, over)) as model:
-            assistant = assistant_factory(MSAGENT_KNOWLEDGE="false", OPENAI_BASE_URL=model + "/v1")
-            body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-                async with session.post(
-                    assistant.url + "/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"}
-                ) as response:
-                    assert response.status == expect_status
-                    raw = await response.read()
-            if expect_status == 502:
-                error = json.loads(raw)["error"]
-            else:
-                events = [json.loads(line[6:]) for line in raw.split(b"\n\n") if line.startswith(b"data: {")]
-                text = "".join(
-                    (c.get("delta") or {}).get("content") or "" for e in events for c in e.get("choices", [])
-                )
-                assert text.startswith("Hello there.")
-                error = events[-1]["error"]
-            assert error["code"] == "upstream_bad_reply", error
-            assert f"over {MAX_EVENT_LINE} bytes" in error["message"]
-
-
 async def test_an_over_long_dashscope_event_line_is_a_502(assistant_factory) -> None:
     async def dashscope(request: web.Request) -> web.StreamResponse:
         await request.read()

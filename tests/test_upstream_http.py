@@ -17,18 +17,10 @@ from msagent_srv.assistant.backends.base import UpstreamError, transport_errors
 from msagent_srv.assistant.backends.http1 import MAX_EVENT_LINE, Http1Client
 from msagent_srv.netguard import NetGuard
 
-from .helpers import Handler, LoopbackServer, ServiceProcess
+from .helpers import WEATHER, Handler, LoopbackServer, ServiceProcess
 from .upstreams import ScriptedUpstream
 
 CLIENTS = ["http1", "aiohttp"]
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather of a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 NATIVE_CALL = {
     "id": "call_native1",
     "type": "function",
