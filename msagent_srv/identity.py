@@ -24,6 +24,12 @@ SafeName = Annotated[
 ]  # fmt: skip
 
 
+def tenant_key(tenant: str | None) -> str:
+    """A tenant as text for Redis keys: '-' for no tenant (API keys off), else 't' + its percent-encoding
+    (no ':' or '/' remains). Decodable, so injective."""
+    return "-" if tenant is None else "t" + quote(tenant, safe="")
+
+
 @dataclass(frozen=True)
 class Space:
     tenant: str | None  # None: no API keys are checked, every caller shares the tenant-less spaces
@@ -31,10 +37,9 @@ class Space:
 
     @cached_property
     def key(self) -> str:
-        """Text for Redis keys: the parts percent-encoded (no ':' or '/' remains in either), joined by
-        '/'; a tenant-less space is marked '-', a tenant's 't' + its encoding. Decodable, so injective."""
-        tenant = "-" if self.tenant is None else "t" + quote(self.tenant, safe="")
-        return f"{tenant}/{quote(self.uuid_str, safe='')}"
+        """Text for Redis keys: the tenant's key and the percent-encoded uuid_str (no ':' or '/' remains
+        in either), joined by '/'. Decodable, so injective."""
+        return f"{tenant_key(self.tenant)}/{quote(self.uuid_str, safe='')}"
 
     @cached_property
     def digest(self) -> str:

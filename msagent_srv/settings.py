@@ -224,6 +224,18 @@ class Settings(BaseModel):
         description="stored size of a session's history at most; the oldest go first",
     )
     session_ttl: int = env("MSAGENT_SESSION_TTL", 7 * 24 * 3600, ge=1)
+    responses_ttl: int = env(
+        "MSAGENT_RESPONSES_TTL",
+        30 * 24 * 3600,
+        ge=1,
+        description="seconds a stored Responses API response is kept",
+    )
+    models_cache_seconds: float = env(
+        "MSAGENT_MODELS_CACHE_SECONDS",
+        60.0,
+        ge=0,
+        description="how long the upstreams' /models lists are reused",
+    )
 
     @classmethod
     def load(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -198,20 +198,34 @@ def upstream(upstream_server: ScriptedUpstream) -> ScriptedUpstream:
     return upstream_server
 
 
+def assistant_defaults(redis_url: str, upstream: ScriptedUpstream) -> dict[str, str]:
+    return {
+        "REDIS_URL": redis_url,
+        "MODEL_SERVER": "openai",
+        "OPENAI_BASE_URL": upstream.openai_url,
+        "DASHSCOPE_HTTP_BASE_URL": upstream.dashscope_url,
+        "MSAGENT_DEFAULT_MODEL": "scripted-model",
+    }
+
+
 @pytest.fixture
 def assistant_factory(
     redis_url: str, upstream_server: ScriptedUpstream, tmp_path: Path
 ) -> Iterator[callable]:
-    defaults = {
-        "REDIS_URL": redis_url,
-        "MODEL_SERVER": "openai",
-        "OPENAI_BASE_URL": upstream_server.openai_url,
-        "DASHSCOPE_HTTP_BASE_URL": upstream_server.dashscope_url,
-        "MSAGENT_DEFAULT_MODEL": "scripted-model",
-    }
-    yield from service_factory("assistant", defaults, tmp_path)
+    yield from service_factory("assistant", assistant_defaults(redis_url, upstream_server), tmp_path)
 
 
 @pytest.fixture
 def assistant(assistant_factory) -> ServiceProcess:
     return assistant_factory()
+
+
+@pytest.fixture(scope="module")
+def module_assistant(
+    redis_server: EmbeddedRedis, upstream_server: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """One assistant for a whole module, for tests that change nothing of its own state but what they
+    name themselves (each test still gets a fresh `upstream` script)."""
+    logs = tmp_path_factory.mktemp("assistant")
+    for start in service_factory("assistant", assistant_defaults(redis_server.url, upstream_server), logs):
+        yield start()

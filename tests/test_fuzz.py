@@ -41,7 +41,8 @@ def fuzz(service: ServiceProcess, is_envelope, adjust=None) -> Counter[str]:  # 
         operation = result.ok()
         described = document["paths"][operation.path][operation.method]
         modes = [GenerationMode.POSITIVE]
-        if "requestBody" in described or "parameters" in described:  # else there is nothing to break
+        # else there is nothing to break (a path segment cannot be made invalid: any text names something)
+        if "requestBody" in described or any(p["in"] != "path" for p in described.get("parameters", [])):
             modes.append(GenerationMode.NEGATIVE)
         for mode in modes:
             examples(operation.as_strategy(generation_mode=mode), lambda case, m=mode: check(case, m))

@@ -39,6 +39,7 @@ class ScriptedUpstream:
         self.reject_tools: str | None = None
         self.native_calls: list[dict[str, Any]] = []
         self.omit_usage = False  # as some OpenAI-compatible servers do
+        self.finish_reason: str | None = None  # the finish of text replies (None: "stop")
         self.break_after_chunks: int | None = None  # drop the connection mid-stream after this many
         self.garbage = False  # answer 200 with a body that is not JSON
         # while True, every stream pauses after its first content chunk until the test sets it False
@@ -63,7 +64,7 @@ class ScriptedUpstream:
         self.fail_status, self.delay, self.chunks, self.chunk_delay = None, 0.0, 10, 0.0
         self.disconnects, self.reject_tools, self.native_calls = 0, None, []
         self.omit_usage, self.break_after_chunks, self.garbage = False, None, False
-        self.hold_streams = False
+        self.hold_streams, self.finish_reason = False, None
         self.image_key, self.image_polls, self.image_failure = None, 2, None
         self.image_requests, self.image_tasks = [], {}
 
@@ -163,7 +164,7 @@ class ScriptedUpstream:
             return web.json_response({
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": message,
-                             "logprobs": None, "finish_reason": "tool_calls" if calls else "stop"}],
+                             "logprobs": None, "finish_reason": "tool_calls" if calls else self.finish_reason or "stop"}],
                 "usage": None if self.omit_usage else usage, "system_fingerprint": None,
             })  # fmt: skip
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -235,7 +236,7 @@ class ScriptedUpstream:
                         ],
                     }
                 )
-        finish = "tool_calls" if calls else "stop"
+        finish = "tool_calls" if calls else self.finish_reason or "stop"
         await send(
             {**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}]}
         )

@@ -65,6 +65,7 @@ def create_app(settings: Settings) -> web.Application:
                 history_cap=settings.session_history_cap,
                 history_ttl=settings.session_ttl,
                 history_max_bytes=settings.session_history_max_bytes,
+                responses_ttl=settings.responses_ttl,
             )
             stack.push_async_callback(store.close)
             # One session for every configured upstream; per-request timeouts are set by each backend.

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..web import openapi
 from ..web.openapi import Operation
-from . import files_routes, lite_routes, routes
+from . import files_routes, lite_routes, responses_routes, routes
 from .keys import METRICS, STORE
 from .protocol import (
     ChatCompletion,
@@ -20,6 +20,7 @@ from .protocol import (
     LiteAgentRequest,
     ModelList,
 )
+from .protocol_responses import InputItemList, InputItemsQuery, Response, ResponseDeleted, ResponsesRequest
 
 UPLOAD_FORM: dict[str, Any] = {
     "type": "object",
@@ -47,6 +48,18 @@ OPERATIONS = [
               errors=UPSTREAM_ERRORS),
     Operation("get", "/v1/models", "Models this server routes", routes.list_models, reply=ModelList,
               errors=(401, 403)),
+    Operation("post", "/v1/responses", "OpenAI Responses API, with function calling for any model",
+              responses_routes.create_response, body=ResponsesRequest, reply=Response, streams=True,
+              errors=(*UPSTREAM_ERRORS, 503)),
+    Operation("get", "/v1/responses/{response_id}", "A stored response", responses_routes.get_response,
+              reply=Response, errors=(401, 404, 503)),
+    Operation("delete", "/v1/responses/{response_id}", "Delete a stored response",
+              responses_routes.delete_response, reply=ResponseDeleted, errors=(401, 404, 503)),
+    Operation("post", "/v1/responses/{response_id}/cancel", "Cancel a background response (none run here)",
+              responses_routes.cancel_response, errors=(400, 401, 404, 503)),
+    Operation("get", "/v1/responses/{response_id}/input_items", "A stored response's input items",
+              responses_routes.list_input_items, query=InputItemsQuery, reply=InputItemList,
+              errors=(400, 401, 404, 503)),
     Operation("post", "/v1/assistants/lite", "Run an agent: tools, knowledge and session history",
               lite_routes.assistants_lite, body=LiteAgentRequest, streams=True, errors=(*UPSTREAM_ERRORS, 501)),
     Operation("post", "/v1/files", "Upload files for retrieval (multipart)", files_routes.upload,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 from pydantic_core import to_json
@@ -16,9 +14,11 @@ from ..web.errors import ApiError
 from .backends.base import UpstreamError
 from .backends.router import UnknownBackend
 from .engine import Batch
+from .engine.plan import ChatPlan
 from .keys import CHAT, ROUTER
 from .protocol import API_KEY_PATTERN, ChatCompletionRequest, ModelCard, ModelList
 from .render.chat_completions import ChunkRenderer, completion
+from .streaming import stream_reply
 
 log = logging.getLogger("msagent_srv.assistant")
 
@@ -42,12 +42,37 @@ def missing_key_hint(request: web.Request) -> str:
     return f"send {UPSTREAM_KEY_HEADER}: KEY" if keys_checked(request) else "send Authorization: Bearer KEY"
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    body = await read_model(request, ChatCompletionRequest)
-    engine = request.app[CHAT]
+class ChatWire:
+    """Chat completion chunks as server-sent events, closed by `data: [DONE]`."""
+
+    content_type = "text/event-stream"
+
+    def __init__(self, plan: ChatPlan) -> None:
+        self.renderer = ChunkRenderer(plan)
+
+    def head(self) -> bytes:
+        return b""
+
+    def batch(self, batch: Batch) -> bytes:
+        return self.renderer.sse(batch)
+
+    def failure(self, exc: UpstreamError) -> bytes:
+        error = {"error": {"message": exc.message, "type": "upstream_error", "param": None, "code": exc.code}}
+        return b"data: " + to_json(error) + b"\n\n" + self.tail()
+
+    async def complete(self) -> None:
+        pass
+
+    def tail(self) -> bytes:
+        return b"data: [DONE]\n\n"
+
+
+def chat_plan(request: web.Request, body: ChatCompletionRequest) -> ChatPlan:
+    """How the engine serves `body` for this caller: its backend, model and model key (every wire format
+    the server speaks comes through here)."""
     key = upstream_key(request)
     try:
-        plan = engine.plan(body, key)
+        plan = request.app[CHAT].plan(body, key)
     except UnknownBackend as exc:
         raise ApiError(400, str(exc), param="model", code="model_not_found") from None
     if plan.backend.needs_key and not (key or getattr(plan.backend, "api_key", None)):
@@ -56,6 +81,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             f"no API key for backend {plan.backend.name}: {missing_key_hint(request)}",
             code="missing_api_key",
         )
+    return plan
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    body = await read_model(request, ChatCompletionRequest)
+    engine = request.app[CHAT]
+    plan = chat_plan(request, body)
     try:
         if not body.stream:
             reply = completion(plan, await engine.collect(plan))
@@ -63,40 +95,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             legacy = to_json({"request_id": request["request_id"], "message": "", "output": None})
             body = reply.__pydantic_serializer__.to_json(reply)[:-1] + b"," + legacy[1:]
             return web.Response(body=body, content_type="application/json")
-        return await _stream(request, ChunkRenderer(plan), engine.events(plan, stream=True))
+        return await stream_reply(request, ChatWire(plan), engine.events(plan, stream=True))
     except UpstreamError as exc:
         raise ApiError(exc.status, exc.message, code=exc.code) from None
-
-
-async def _stream(
-    request: web.Request, renderer: ChunkRenderer, batches: AsyncIterator[Batch]
-) -> web.StreamResponse:
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Request-ID": request["request_id"],
-        }
-    )
-    try:
-        first = await anext(batches)  # the upstream has answered: its refusals still get a proper status
-    except UpstreamError as exc:
-        raise ApiError(exc.status, exc.message, code=exc.code) from None
-    await response.prepare(request)
-    try:
-        await response.write(renderer.sse(first))
-        async for batch in batches:
-            if batch:
-                await response.write(renderer.sse(batch))
-    except UpstreamError as exc:
-        error = {"error": {"message": exc.message, "type": "upstream_error", "param": None, "code": exc.code}}
-        await response.write(b"data: " + to_json(error) + b"\n\n")
-    except (ConnectionResetError, asyncio.CancelledError):
-        await batches.aclose()  # client gone: close the upstream request
-        raise
-    await response.write(b"data: [DONE]\n\n")
-    await response.write_eof()
-    return response
 
 
 async def list_models(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from .openapi_docs import OpenApiDocs
 from .ports import PortAllocator
 from .records import ChatMessage, FileRecord, FileStatus, ToolInstance, ToolStatus
 from .registry import ToolRegistry
+from .responses import ResponseStore, StoredResponse
 from .sessions import SessionHistory
 
 
@@ -26,6 +27,7 @@ class Store:
     sessions: SessionHistory
     files: FileRecords
     openapi_docs: OpenApiDocs
+    responses: ResponseStore
 
     @classmethod
     def open(
@@ -38,6 +40,7 @@ class Store:
         history_cap: int = 200,
         history_ttl: int = 7 * 24 * 3600,
         history_max_bytes: int = 1 << 20,
+        responses_ttl: int = 30 * 24 * 3600,
     ) -> Store:
         redis = connect(url, timeout)
         return cls(
@@ -47,6 +50,7 @@ class Store:
             sessions=SessionHistory(redis, history_cap, history_ttl, history_max_bytes),
             files=FileRecords(redis),
             openapi_docs=OpenApiDocs(redis),
+            responses=ResponseStore(redis, responses_ttl),
         )
 
     async def ping(self) -> bool:
@@ -66,10 +70,12 @@ __all__ = [
     "OpenApiDocs",
     "PortAllocator",
     "PortsExhausted",
+    "ResponseStore",
     "SessionHistory",
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "StoredResponse",
     "ToolInstance",
     "ToolRegistry",
     "ToolStatus",

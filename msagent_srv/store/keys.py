@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from ..identity import Space
+from ..identity import Space, tenant_key
 
 PREFIX = "msagent:"
 
@@ -30,6 +30,8 @@ OPENAPI_DOCS = PREFIX + "tenant:{tenant}:openapi"  # HASH openapi_name -> OpenAp
 SESSION_HISTORY = PREFIX + "session:{space}:history"  # LIST of ChatMessage JSON, oldest first
 SESSION_FILES = PREFIX + "session:{space}:files"  # HASH file name -> FileRecord JSON
 
+# stored Responses API responses, per tenant (`identity.tenant_key`), with a TTL
+RESPONSE = PREFIX + "responses:{tenant}:{id}"  # STRING StoredResponse JSON
 
 # keyword (BM25) index of a space's knowledge chunks
 KEYWORD_TERM = PREFIX + "kw:{space}:t:{term}"  # ZSET chunk id -> term weight (saturated tf)
@@ -57,6 +59,10 @@ def keyword_file_terms(space: Space, file: str) -> str:
 
 def keyword_scratch(space: Space, nonce: str) -> str:
     return KEYWORD_SCRATCH.format(space=space.key, nonce=nonce)
+
+
+def response(tenant: str | None, response_id: str) -> str:
+    return RESPONSE.format(tenant=tenant_key(tenant), id=response_id)
 
 
 def tenant_tools(tenant: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,9 @@ ERROR_DESCRIPTIONS = {
     504: "Upstream timed out",
 }
 
+
+# `{name}` or aiohttp's `{name:regex}` in a route: a path parameter
+_PATH_PARAMETER = re.compile(r"\{(\w+)(?::[^{}]+)?\}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -66,7 +70,8 @@ def build_document(title: str, operations: list[Operation], error_model: type[Ba
     paths: dict[str, Any] = {}
     for op in operations:
         for path in op.paths:
-            paths.setdefault(path, {})[op.method] = _operation(op, path, refs, error_ref)
+            documented = _PATH_PARAMETER.sub(r"{\1}", path)
+            paths.setdefault(documented, {})[op.method] = _operation(op, path, refs, error_ref)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": __version__},
@@ -88,7 +93,7 @@ def _operation(op: Operation, path: str, refs: Any, error_ref: dict[str, Any]) -
             "description": ERROR_DESCRIPTIONS.get(status, "Error"),
             "content": {"application/json": {"schema": error_ref}},
         }
-    name = path.strip("/").replace("/", "_") or "root"
+    name = _PATH_PARAMETER.sub(r"\1", path).strip("/").replace("/", "_") or "root"
     operation: dict[str, Any] = {
         "summary": op.summary if path == op.path else f"{op.summary} (the same, at {path})",
         "operationId": f"{op.method}_{name}" + ("_slash" if path != op.path and path != "/" else ""),
@@ -101,8 +106,14 @@ def _operation(op: Operation, path: str, refs: Any, error_ref: dict[str, Any]) -
         }
     if op.form is not None:
         operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": op.form}}}
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for name in _PATH_PARAMETER.findall(path)
+    ]
     if op.query is not None:
-        operation["parameters"] = _query_parameters(op.query)
+        parameters += _query_parameters(op.query)
+    if parameters:
+        operation["parameters"] = parameters
     return operation
 
 

@@ -1,0 +1,1 @@
+"""Requests of the other wire formats (Responses API, Anthropic Messages) as the engine's chat request."""
