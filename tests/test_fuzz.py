@@ -76,6 +76,17 @@ def openai_envelope(response: requests.Response) -> bool:
     return isinstance(error.get("message"), str) and isinstance(error.get("code"), str)
 
 
+def assistant_envelope(response: requests.Response) -> bool:
+    """Anthropic's envelope on its Messages API, OpenAI's on the rest of /v1."""
+    if requests.utils.urlparse(response.request.url).path != "/v1/messages":
+        return openai_envelope(response)
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return body.get("type") == "error" and isinstance(body.get("error", {}).get("message"), str)
+
+
 def legacy_envelope(response: requests.Response) -> bool:
     try:
         body = response.json()
@@ -97,7 +108,7 @@ def test_assistant_survives_fuzzing(assistant_factory, upstream: ScriptedUpstrea
     upstream.script = lambda _body: 'Action: f\nAction Input: {"x": 1}'  # type: ignore[assignment]
     # every configured backend answers: the scripted upstream stands in for Ollama too
     service = assistant_factory(MSAGENT_UPLOAD_MAX_MB="1", OLLAMA_HOST=f"127.0.0.1:{upstream.port}")
-    seen = fuzz(service, openai_envelope, keep_agents_local)
+    seen = fuzz(service, assistant_envelope, keep_agents_local)
     print("assistant fuzz:", dict(seen))
 
 

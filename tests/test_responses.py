@@ -178,7 +178,9 @@ def test_stored_responses_belong_to_their_tenant(
     service = assistant_factory(MSAGENT_AUTH="on", MSAGENT_ADMIN_KEY=ADMIN)
     alice, bob = new_key(redis_url, "alice"), new_key(redis_url, "bob")
     upstream.reset(["Alice's secret answer."])
-    mine = client(service, alice).responses.create(model="m", input="remember this", extra_headers=UPSTREAM_KEY)
+    mine = client(service, alice).responses.create(
+        model="m", input="remember this", extra_headers=UPSTREAM_KEY
+    )
     theirs = client(service, bob)
     for read in (
         lambda: theirs.responses.retrieve(mine.id),

@@ -16,7 +16,7 @@ from ..store import Store
 from ..store.api_keys import ApiKeys
 from ..store.keyword_index import KeywordIndex
 from ..web.auth import API_KEYS, KeyChecker, auth_middleware, auth_required
-from ..web.envelopes import render_both, render_legacy, render_openai
+from ..web.envelopes import render_anthropic, render_both, render_legacy, render_openai
 from ..web.known_errors import KNOWN_ERRORS
 from ..web.middleware import Renderer, error_middleware
 from . import openapi
@@ -42,6 +42,8 @@ _ORIGINAL_PATHS = ("/v1/assistants/lite", "/v1/files")
 def _renderer(request: web.Request) -> Renderer:
     if request.path.startswith(_ORIGINAL_PATHS):
         return render_both
+    if request.path == "/v1/messages":
+        return render_anthropic
     return render_openai if request.path.startswith("/v1/") else render_legacy
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..web import openapi
 from ..web.openapi import Operation
-from . import files_routes, lite_routes, responses_routes, routes
+from . import anthropic_routes, files_routes, lite_routes, responses_routes, routes
 from .keys import METRICS, STORE
 from .protocol import (
     ChatCompletion,
@@ -20,6 +20,7 @@ from .protocol import (
     LiteAgentRequest,
     ModelList,
 )
+from .protocol_anthropic import MessageReply, MessagesRequest
 from .protocol_responses import InputItemList, InputItemsQuery, Response, ResponseDeleted, ResponsesRequest
 
 UPLOAD_FORM: dict[str, Any] = {
@@ -60,6 +61,9 @@ OPERATIONS = [
     Operation("get", "/v1/responses/{response_id}/input_items", "A stored response's input items",
               responses_routes.list_input_items, query=InputItemsQuery, reply=InputItemList,
               errors=(400, 401, 404, 503)),
+    Operation("post", "/v1/messages", "Anthropic Messages API, with tool use for any model",
+              anthropic_routes.create_message, body=MessagesRequest, reply=MessageReply, streams=True,
+              errors=UPSTREAM_ERRORS),
     Operation("post", "/v1/assistants/lite", "Run an agent: tools, knowledge and session history",
               lite_routes.assistants_lite, body=LiteAgentRequest, streams=True, errors=(*UPSTREAM_ERRORS, 501)),
     Operation("post", "/v1/files", "Upload files for retrieval (multipart)", files_routes.upload,

@@ -8,7 +8,7 @@ import re
 from aiohttp import web
 from pydantic_core import to_json
 
-from ..web.auth import bearer_token, keys_checked
+from ..web.auth import keys_checked, presented_key
 from ..web.bodies import read_model
 from ..web.errors import ApiError
 from .backends.base import UpstreamError
@@ -32,7 +32,7 @@ def upstream_key(request: web.Request) -> str | None:
     clients send it, unless this server checks keys of its own (then the Bearer token is ours)."""
     key = request.headers.get(UPSTREAM_KEY_HEADER, "").strip()
     if not key and not keys_checked(request):
-        key = bearer_token(request) or ""
+        key = presented_key(request) or ""
     if key and not _HEADER_SAFE.fullmatch(key):
         raise ApiError(400, "the model key must be printable ASCII", code="invalid_api_key")
     return key or None

@@ -66,16 +66,21 @@ def bearer_token(request: web.Request) -> str | None:
     return value if value and not token else None
 
 
+def presented_key(request: web.Request) -> str | None:
+    """The caller's key: the Authorization header, else `x-api-key` (as Anthropic's clients send it)."""
+    return bearer_token(request) or request.headers.get("x-api-key", "").strip() or None
+
+
 def auth_middleware(checker: KeyChecker, open_paths: frozenset[str], service: str) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in open_paths:
             return await handler(request)
-        token = bearer_token(request)
+        token = presented_key(request)
         if not token:
             raise ApiError(
                 401,
-                f"this {service} requires an API key: send Authorization: Bearer KEY",
+                f"this {service} requires an API key: send Authorization: Bearer KEY (or x-api-key: KEY)",
                 code="missing_api_key",
             )
         caller = await checker.caller(token, request.app[API_KEYS])
@@ -100,7 +105,7 @@ def keys_checked(request: web.Request) -> bool:
 
 def checked_key(request: web.Request) -> str | None:
     """The caller's key when this service checked it (it opens the same doors on the other service)."""
-    return bearer_token(request) if keys_checked(request) else None
+    return presented_key(request) if keys_checked(request) else None
 
 
 def scope(request: web.Request, body: M) -> M:

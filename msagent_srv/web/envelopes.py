@@ -46,3 +46,16 @@ def render_both(request: web.Request, error: ApiError) -> web.Response:
     it (the agent and file endpoints, which the original's clients call)."""
     body = {"status_code": error.status, "request_id": request_id(request), "message": error.message}
     return json_body({**body, "output": None, "error": _openai_error(error)}, error.status)
+
+
+# Anthropic's error types by status (others: invalid_request_error below 500, api_error from 500)
+_ANTHROPIC_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                    413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error"}  # fmt: skip
+
+
+def render_anthropic(request: web.Request, error: ApiError) -> web.Response:
+    """Anthropic's `{"type": "error", "error": {type, message}}` (the Messages API's clients read it)."""
+    kind = _ANTHROPIC_TYPES.get(error.status) or (
+        "api_error" if error.status >= 500 else "invalid_request_error"
+    )
+    return json_body({"type": "error", "error": {"type": kind, "message": error.message}}, error.status)
