@@ -387,6 +387,9 @@ def test_models_lists_routes(assistant_factory) -> None:
         ("qwen-max", "dashscope"),
         ("gpt-4o", "openai"),
         ("scripted-model", "openai"),
+        ("all-MiniLM-L6-v2", "embeddings"),  # the knowledge base's embedding model
+        ("upstream-model-a", "openai"),  # what the OpenAI-compatible upstream lists
+        ("upstream-model-b", "openai"),
     }
 
 

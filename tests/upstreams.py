@@ -40,6 +40,8 @@ class ScriptedUpstream:
         self.native_calls: list[dict[str, Any]] = []
         self.omit_usage = False  # as some OpenAI-compatible servers do
         self.finish_reason: str | None = None  # the finish of text replies (None: "stop")
+        self.listed_models = ["upstream-model-a", "upstream-model-b"]  # what GET /v1/models lists
+        self.model_lists: list[dict[str, str]] = []  # headers of every GET /v1/models
         self.break_after_chunks: int | None = None  # drop the connection mid-stream after this many
         self.garbage = False  # answer 200 with a body that is not JSON
         # while True, every stream pauses after its first content chunk until the test sets it False
@@ -65,6 +67,7 @@ class ScriptedUpstream:
         self.disconnects, self.reject_tools, self.native_calls = 0, None, []
         self.omit_usage, self.break_after_chunks, self.garbage = False, None, False
         self.hold_streams, self.finish_reason = False, None
+        self.listed_models, self.model_lists = ["upstream-model-a", "upstream-model-b"], []
         self.image_key, self.image_polls, self.image_failure = None, 2, None
         self.image_requests, self.image_tasks = [], {}
 
@@ -94,6 +97,7 @@ class ScriptedUpstream:
         app = web.Application(client_max_size=64 << 20)  # as large as real model servers take
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_get("/v1/models", self._models)
         app.router.add_post("/api/v1/services/aigc/text-generation/generation", self._dashscope)
         app.router.add_post("/api/v1/services/aigc/text2image/image-synthesis", self._image_synthesis)
         app.router.add_get("/api/v1/tasks/{task_id}", self._task)
@@ -253,6 +257,16 @@ class ScriptedUpstream:
                 return False
             await asyncio.sleep(0.01)
         return True
+
+    async def _models(self, request: web.Request) -> web.Response:
+        """OpenAI's model list: the ids in `listed_models`."""
+        self.model_lists.append(dict(request.headers))
+        if self.fail_status:
+            return web.json_response({"error": {"message": "scripted failure"}}, status=self.fail_status)
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "scripted"} for m in self.listed_models
+        ]
+        return web.json_response({"object": "list", "data": data})
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         """OpenAI's embeddings format; each vector a hashed bag of the text's words (similar texts, near vectors)."""

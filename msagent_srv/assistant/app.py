@@ -24,12 +24,13 @@ from .backends.aiohttp_pool import upstream_client
 from .backends.http1 import MAX_EVENT_LINE
 from .backends.router import BackendRouter, caller_guard
 from .engine import ChatEngine
-from .keys import CHAT, KNOWLEDGE, LITE, METRICS, ROUTER, SETTINGS, STORE, TASKS, Knowledge
+from .keys import CHAT, KNOWLEDGE, LITE, METRICS, MODELS, ROUTER, SETTINGS, STORE, TASKS, Knowledge
 from .knowledge.base import KnowledgeBase
 from .knowledge.embeddings import Embedder, HTTPEmbedder, SentenceTransformerEmbedder
 from .knowledge.store import VectorStore, VectorStoreLocked
 from .lite import LiteAgentService
 from .metrics import AssistantMetrics
+from .models_catalog import ModelCatalog
 from .tasks import BackgroundTasks
 
 OPEN_PATHS = frozenset({"/health", "/docs", "/openapi.json"})  # liveness and the API's description
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> web.Application:
             app[API_KEYS] = ApiKeys(store.redis)
             app[CHAT] = ChatEngine(settings, router, metrics)
             app[KNOWLEDGE] = Knowledge(knowledge, knowledge_off_reason(settings))
+            app[MODELS] = ModelCatalog(settings, router, session, knowledge.embedder if knowledge else None)
             app[LITE] = LiteAgentService(
                 settings, app[CHAT], router, caller_session, caller_http, store, knowledge
             )

@@ -14,12 +14,14 @@ from .engine import ChatEngine
 from .knowledge.base import KnowledgeBase
 from .lite import LiteAgentService
 from .metrics import AssistantMetrics
+from .models_catalog import ModelCatalog
 from .tasks import BackgroundTasks
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 ROUTER = web.AppKey("router", BackendRouter)
 CHAT = web.AppKey("chat", ChatEngine)
+MODELS = web.AppKey("models", ModelCatalog)
 
 
 @dataclass(frozen=True)

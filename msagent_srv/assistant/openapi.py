@@ -10,14 +10,17 @@ from aiohttp import web
 
 from ..web import openapi
 from ..web.openapi import Operation
-from . import anthropic_routes, files_routes, lite_routes, responses_routes, routes
+from . import anthropic_routes, embeddings_routes, files_routes, lite_routes, responses_routes, routes
 from .keys import METRICS, STORE
 from .protocol import (
     ChatCompletion,
     ChatCompletionRequest,
+    EmbeddingList,
+    EmbeddingsRequest,
     ErrorResponse,
     FileRef,
     LiteAgentRequest,
+    ModelCard,
     ModelList,
 )
 from .protocol_anthropic import MessageReply, MessagesRequest
@@ -47,8 +50,13 @@ OPERATIONS = [
     Operation("post", "/v1/chat/completions", "OpenAI-compatible chat completion, with function calling",
               routes.chat_completions, body=ChatCompletionRequest, reply=ChatCompletion, streams=True,
               errors=UPSTREAM_ERRORS),
-    Operation("get", "/v1/models", "Models this server routes", routes.list_models, reply=ModelList,
+    Operation("get", "/v1/models", "Models this server serves", routes.list_models, reply=ModelList,
               errors=(401, 403)),
+    Operation("get", "/v1/models/{model:.+}", "One served model", routes.retrieve_model, reply=ModelCard,
+              errors=(401, 403, 404)),
+    Operation("post", "/v1/embeddings", "OpenAI-compatible embeddings from the server's embedding model",
+              embeddings_routes.create_embeddings, body=EmbeddingsRequest, reply=EmbeddingList,
+              errors=(400, 401, 404, 501, 502)),
     Operation("post", "/v1/responses", "OpenAI Responses API, with function calling for any model",
               responses_routes.create_response, body=ResponsesRequest, reply=Response, streams=True,
               errors=(*UPSTREAM_ERRORS, 503)),

@@ -10,13 +10,14 @@ from pydantic_core import to_json
 
 from ..web.auth import keys_checked, presented_key
 from ..web.bodies import read_model
+from ..web.envelopes import json_body
 from ..web.errors import ApiError
 from .backends.base import UpstreamError
 from .backends.router import UnknownBackend
 from .engine import Batch
 from .engine.plan import ChatPlan
-from .keys import CHAT, ROUTER
-from .protocol import API_KEY_PATTERN, ChatCompletionRequest, ModelCard, ModelList
+from .keys import CHAT, MODELS
+from .protocol import API_KEY_PATTERN, ChatCompletionRequest, ModelList
 from .render.chat_completions import ChunkRenderer, completion
 from .streaming import stream_reply
 
@@ -101,5 +102,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    cards = [ModelCard(id=model, owned_by=backend) for model, backend in request.app[ROUTER].models()]
-    return web.json_response(ModelList(data=cards).model_dump(mode="json"))
+    cards = await request.app[MODELS].cards(upstream_key(request))
+    return json_body(ModelList(data=cards).model_dump(mode="json"))
+
+
+async def retrieve_model(request: web.Request) -> web.Response:
+    model = request.match_info["model"]
+    card = await request.app[MODELS].card(model, upstream_key(request))
+    if card is None:
+        raise ApiError(404, f"model '{model}' is not served here", param="model", code="model_not_found")
+    return json_body(card.model_dump(mode="json"))

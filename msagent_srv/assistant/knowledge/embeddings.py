@@ -19,6 +19,7 @@ class EmbeddingError(RuntimeError):
 
 class Embedder(Protocol):
     name: str
+    model_id: str  # the model's name as /v1/embeddings and /v1/models call it
 
     async def embed(self, texts: list[str]) -> list[list[float]]: ...
 
@@ -51,6 +52,7 @@ class SentenceTransformerEmbedder:
         self.model_path = model or packaged_minilm()
         self.dtype = dtype
         self.name = f"sentence-transformers:{Path(self.model_path).name}"
+        self.model_id = Path(model).name if model else "all-MiniLM-L6-v2"
         self.batch_size = batch_size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self._model: Any = None
@@ -108,7 +110,7 @@ class HTTPEmbedder:
         timeout: float = 60.0,
     ) -> None:
         self.session, self.base_url, self.model, self.api_key = session, base_url.rstrip("/"), model, api_key
-        self.name, self.batch_size = f"api:{model}", batch_size
+        self.name, self.model_id, self.batch_size = f"api:{model}", model, batch_size
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._dimension: int | None = None
 
