@@ -16,6 +16,7 @@ from .backends.base import UpstreamError
 from .backends.router import UnknownBackend
 from .engine import Batch
 from .engine.plan import ChatPlan
+from .engine.structured import InvalidSchema
 from .keys import CHAT, MODELS
 from .protocol import API_KEY_PATTERN, ChatCompletionRequest, ModelList
 from .render.chat_completions import ChunkRenderer, completion
@@ -76,6 +77,8 @@ def chat_plan(request: web.Request, body: ChatCompletionRequest) -> ChatPlan:
         plan = request.app[CHAT].plan(body, key)
     except UnknownBackend as exc:
         raise ApiError(400, str(exc), param="model", code="model_not_found") from None
+    except InvalidSchema as exc:
+        raise ApiError(400, str(exc), param="response_format", code="invalid_value") from None
     if plan.backend.needs_key and not (key or getattr(plan.backend, "api_key", None)):
         raise ApiError(
             401,

@@ -103,7 +103,9 @@ class ChatEngine:
                 async for batch in native:
                     yield batch
                 return
-        async for batch in self._emulated_stream(plan) if stream else self._emulated_whole(plan):
+        # a structured answer is checked whole before any of it goes out: streamed, it comes in one batch
+        whole = not stream or plan.structured is not None
+        async for batch in self._emulated_whole(plan) if whole else self._emulated_stream(plan):
             yield batch
 
     async def collect(self, plan: ChatPlan) -> Batch:
@@ -177,20 +179,58 @@ class ChatEngine:
             return Finish("tool_calls")
         return Finish("length" if upstream_finish == "length" else "stop")
 
+    async def _conform(
+        self, plan: ChatPlan, upstream: GenerationRequest, text: str
+    ) -> tuple[str, Generation | None]:
+        """The answer as the JSON object its schema asks for; asked once more when it is not. A strict
+        schema still unmet after that fails the request (502) rather than answer what it forbids."""
+        schema = plan.structured
+        assert schema is not None
+        found, error = schema.check(text)
+        if error is None:
+            return found or text, None
+        upstream.messages = [
+            *upstream.messages,
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": schema.reask(plan.language, error)},
+        ]
+        retry = await self._generate(plan, upstream)
+        again, error = schema.check(retry.text)
+        if error is not None and schema.strict:
+            raise UpstreamError(
+                502, f"the model's answer does not match schema '{schema.name}' after a retry: {error}",
+                "invalid_structured_output",
+            )  # fmt: skip
+        return again or found or retry.text, retry
+
     async def _emulated_whole(self, plan: ChatPlan) -> AsyncIterator[Batch]:
         upstream = plan.generation_request()
         generation = await self._generate(plan, upstream)
         usage = measured_usage(generation.usage, generation.text, upstream.messages)
         if not plan.use_tools:
-            text = [TextDelta(generation.text)] if generation.text else []
-            yield [*text, Finish(generation.finish_reason), UsageReport(usage)]
+            text = generation.text
+            if plan.structured is not None:
+                text, retry = await self._conform(plan, upstream, text)
+                if retry is not None:
+                    usage = add_usage(usage, measured_usage(retry.usage, retry.text, upstream.messages))
+                    generation = retry
+            deltas = [TextDelta(text)] if text else []
+            yield [*deltas, Finish(generation.finish_reason), UsageReport(usage)]
             return
         parsed, retry = await self._reask(plan, upstream, generation.text)
         if retry is not None:
             usage = add_usage(usage, measured_usage(retry.usage, retry.text, upstream.messages))
             generation = retry
+        if plan.structured is not None and not parsed.calls:
+            content, retry = await self._conform(plan, upstream, parsed.content or "")
+            parsed = ParsedReply(content=content, calls=[], reasoning=parsed.reasoning)
+            if retry is not None:
+                usage = add_usage(usage, measured_usage(retry.usage, retry.text, upstream.messages))
+                generation = retry
         batch: Batch = []
-        if self.settings.legacy_transcript_content:  # the raw transcript as content, as older servers gave
+        if (
+            self.settings.legacy_transcript_content and plan.structured is None
+        ):  # the raw transcript, as older servers gave
             batch += [TextDelta(generation.text)] if generation.text else []
         else:
             batch += [ReasoningDelta(parsed.reasoning)] if parsed.reasoning else []

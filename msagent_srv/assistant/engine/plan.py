@@ -8,6 +8,7 @@ from ..backends.base import Backend, GenerationRequest
 from ..function_calling.prompt import STOP_WORDS, language_of, render_messages
 from ..function_calling.toolset import ToolSetCache
 from ..protocol import ChatCompletionRequest, NamedToolChoice
+from .structured import OutputSchema
 
 REASK = {
     "en": "You did not call a tool. Call the tool now, writing Action and Action Input as described.",
@@ -16,7 +17,8 @@ REASK = {
 
 
 class ChatPlan:
-    """Read-only once made; a backend that refuses native tools gets an emulated copy (`emulated()`)."""
+    """Read-only once made; a backend that refuses native tools gets an emulated copy (`emulated()`).
+    Raises structured.InvalidSchema when the response_format's schema does not compile."""
 
     def __init__(
         self,
@@ -42,11 +44,15 @@ class ChatPlan:
         self.language = language_of(request.messages)
         self.parallel = request.parallel_tool_calls
         self.include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        # a backend that calls tools natively takes response_format too; for the others it is emulated
+        self.native_format = mode in ("native", "auto") and backend.native_tools
+        self.structured = None if self.native_format else OutputSchema.of(request.response_format)
 
     def emulated(self) -> ChatPlan:
         """This plan with function calling emulated (after the backend refused native tools)."""
         other = copy.copy(self)
-        other.native = False
+        other.native, other.native_format = False, False
+        other.structured = OutputSchema.of(self.request.response_format)
         return other
 
     def reask(self) -> str:
@@ -59,7 +65,11 @@ class ChatPlan:
             model=self.model, messages=[], api_key=self.api_key, temperature=r.temperature, top_p=r.top_p,
             max_tokens=r.token_limit, stop=list(r.stop or []) or None, seed=r.seed,
             presence_penalty=r.presence_penalty, frequency_penalty=r.frequency_penalty,
-            response_format=r.response_format.model_dump(exclude_none=True) if r.response_format else None,
+            response_format=(
+                r.response_format.model_dump(exclude_none=True)
+                if r.response_format and self.structured is None
+                else None
+            ),
             user=r.user,
         )  # fmt: skip
         if self.native:
@@ -74,14 +84,13 @@ class ChatPlan:
             )
             base.parallel_tool_calls = r.parallel_tool_calls
             return base
-        prompt = None
+        prompts = []
         if self.use_tools:
-            prompt = self.toolset.prompt(
-                parallel=r.parallel_tool_calls,
-                language=self.language,
-                required=self.required,
-                named=self.named,
-            )
+            prompts.append(self.toolset.prompt(
+                parallel=r.parallel_tool_calls, language=self.language, required=self.required, named=self.named,
+            ))  # fmt: skip
             base.stop = (base.stop or []) + STOP_WORDS
-        base.messages = render_messages(r.messages, prompt)
+        if self.structured is not None:
+            prompts.append(self.structured.prompt(self.language, with_tools=self.use_tools))
+        base.messages = render_messages(r.messages, "\n\n".join(prompts) or None)
         return base
