@@ -3,6 +3,7 @@ with calling the same scripted upstream directly (and, with --litellm, the LiteL
 
     python -m bench.chat [--requests 300] [--seconds 5] [--concurrency 32] [--litellm]
     python -m bench.chat --upstream-http both [--rounds 3]
+    python -m bench.chat --responses [--rounds 3]
 
 Reports latency p50/p99 at concurrency 1 and requests/s at --concurrency, streaming and not; the table is
 ratios against direct. Writes bench/results/chat.json.
@@ -14,6 +15,11 @@ weighs on each alike; latencies are pooled over the rounds, requests/s is the ro
 CPU time each server process spends per request at --concurrency (Linux /proc: steadier than requests/s on a
 busy machine). A second table gives aiohttp against http1 (added latency, requests/s, server CPU per
 request). Writes bench/results/chat-upstream-http.json.
+
+`--responses` (issue #15) measures the Responses API (`POST /v1/responses`, the same emulated tool call, the
+flat tool form; with `store: false` and, as by default, stored in Redis) beside chat completions on the same
+server, in alternating rounds as above; a second table gives each Responses row against chat completions.
+Writes bench/results/chat-responses.json.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ TOOLS = [{"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
                    "required": ["city"]}}}]  # fmt: skip
 MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
+RESPONSES_TOOLS = [{"type": "function", **tool["function"]} for tool in TOOLS]  # the flat form
 
 
 def make_call(
@@ -56,7 +63,12 @@ def make_call(
             raw = await response.read()
             if response.status != 200:
                 raise RuntimeError(f"{url}: HTTP {response.status} {raw[:200]!r}")
-        if check_tool:  # the emulated call must really be parsed
+        if check_tool and "input" in payload:  # Responses API: the call is a function_call item
+            if stream:
+                assert b'"type":"response.function_call_arguments.done"' in raw, raw[:300]
+            else:
+                assert json.loads(raw)["output"][-1]["name"] == "get_weather", raw[:300]
+        elif check_tool:  # the emulated call must really be parsed
             if stream:
                 assert b'"tool_calls":[{"index":0,"id":"call_' in raw, raw[:300]
             else:
@@ -186,6 +198,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 {"model": "m", "messages": MESSAGES, "tools": TOOLS},
                 True,
             )
+        if args.responses:  # the Responses API beside chat completions, same server, same upstream
+            port = assistant_ports[None]
+            body = {"model": "m", "input": MESSAGES[0]["content"], "tools": RESPONSES_TOOLS}
+            url = f"http://127.0.0.1:{port}/v1/responses"
+            targets["responses"] = (url, {**body, "store": False}, True)
+            targets["responses+store"] = (url, body, True)  # kept in Redis, as by default
+            pids["responses"] = pids["responses+store"] = pids[server_name(None)]
+            return await measure_rounds(targets, pids, args)
         if upstream_http is not None:
             return await measure_rounds(targets, pids, args)
         if args.litellm:
@@ -276,6 +296,44 @@ def print_clients_table(table: dict[str, Any], concurrency: int) -> None:
     )
 
 
+def responses_table(results: dict[str, Any]) -> dict[str, Any]:
+    """The Responses API rows against chat completions on the same server: added latency over direct and
+    requests/s, each as a ratio to chat completions' (1.0: the same; 1.10 would be 10% slower)."""
+    direct, chat = results["direct"], results[server_name(None)]
+    table: dict[str, Any] = {}
+    for name in ("responses", "responses+store"):
+        for mode in direct:
+            chat_added = chat[mode]["p50_ms"] - direct[mode]["p50_ms"]
+            added = results[name][mode]["p50_ms"] - direct[mode]["p50_ms"]
+            table[f"{name} {mode}"] = {
+                "chat_added_p50_ms": chat_added, "added_p50_ms": added,
+                "added_p50_over_chat": added / chat_added if chat_added > 0.01 else None,
+                "chat_rps": chat[mode]["rps"], "rps": results[name][mode]["rps"],
+                "chat_rps_over_rps": chat[mode]["rps"] / results[name][mode]["rps"],
+                "chat_cpu_us": chat[mode]["cpu_us_per_request"], "cpu_us": results[name][mode]["cpu_us_per_request"],
+            }  # fmt: skip
+    return table
+
+
+def print_responses_table(table: dict[str, Any], concurrency: int) -> None:
+    print("\n== Responses API vs chat completions: same server, same upstream, same emulated tool call ==")
+    print(f"{'row':<24}{'added p50 ms':>20}{'ratio':>7}{'req/s c=' + str(concurrency):>18}{'ratio':>7}"
+          f"{'CPU us/req':>18}")  # fmt: skip
+    print(f"{'':<24}{'chat / this':>20}{'':>7}{'chat / this':>18}{'':>7}{'chat / this':>18}")
+    for name, row in table.items():
+        ratio = "-" if row["added_p50_over_chat"] is None else f"{row['added_p50_over_chat']:.2f}"
+        cpu = (
+            f"{row['chat_cpu_us']:.0f} / {row['cpu_us']:.0f}" if row["cpu_us"] and row["chat_cpu_us"] else "-"
+        )
+        print(
+            f"{name:<24}{row['chat_added_p50_ms']:>9.2f} / {row['added_p50_ms']:<8.2f}{ratio:>7}"
+            f"{row['chat_rps']:>8.0f} / {row['rps']:<7.0f}{row['chat_rps_over_rps']:>7.2f}{cpu:>18}"
+        )
+    print(
+        "ratios: this row's added p50 over chat's, chat's req/s over this row's (1.00: the same, > 1: slower)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
@@ -287,17 +345,26 @@ def main() -> None:
         choices=["http1", "aiohttp", "both"],
         help="start our server with this model-call client (MSAGENT_UPSTREAM_HTTP); both: side by side",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="with --upstream-http: rounds per target")
+    parser.add_argument(
+        "--responses", action="store_true", help="the Responses API side by side with chat completions"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="with --upstream-http/--responses: rounds per target"
+    )
     parser.add_argument("--json", help="default bench/results/chat.json (chat-upstream-http.json)")
     args = parser.parse_args()
-    if args.upstream_http is not None and args.litellm:
-        parser.error("--litellm and --upstream-http are separate runs")
+    if sum((args.upstream_http is not None, args.litellm, args.responses)) > 1:
+        parser.error("--litellm, --upstream-http and --responses are separate runs")
     results = asyncio.run(run(args))
     print_table(results, args.concurrency)
     if args.upstream_http == "both":
         results["clients"] = clients_table(results)
         print_clients_table(results["clients"], args.concurrency)
+    if args.responses:
+        results["vs_chat"] = responses_table(results)
+        print_responses_table(results["vs_chat"], args.concurrency)
     default = "chat.json" if args.upstream_http is None else "chat-upstream-http.json"
+    default = "chat-responses.json" if args.responses else default
     write_json(args.json or f"bench/results/{default}", results)
 
 

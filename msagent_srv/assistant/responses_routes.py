@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic import ValidationError
 
-from ..store import NotFound, StoredResponse
+from ..store import NotFound
+from ..store.responses import encode_record
 from ..web.auth import tenant_of_caller
 from ..web.bodies import read_model, validation_error
 from ..web.envelopes import json_body
@@ -29,8 +30,9 @@ class ResponsesWire:
 
     content_type = "text/event-stream"
 
-    def __init__(self, renderer: ResponseRenderer, keep: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, renderer: ResponseRenderer, keep: Callable[[bytes], Awaitable[None]]) -> None:
         self.renderer, self.keep = renderer, keep
+        self.whole: bytes | None = None
 
     def head(self) -> bytes:
         return sse(self.renderer.opening())
@@ -42,10 +44,11 @@ class ResponsesWire:
         return sse(self.renderer.failure(exc.code, exc.message))
 
     async def complete(self) -> None:
-        await self.keep()  # stored before `response.completed` goes out: a GET right after finds it
+        self.whole = self.renderer.response(self.renderer.final_status())
+        await self.keep(self.whole)  # stored before `response.completed` goes out: a GET right after finds it
 
     def tail(self) -> bytes:
-        return sse(self.renderer.closing())
+        return sse(self.renderer.closing(self.whole))
 
 
 def _response_id(request: web.Request) -> str:
@@ -76,30 +79,29 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     plan = chat_plan(request, chat)
     renderer = ResponseRenderer(body, plan.model, emit=body.stream)
     if body.stream:
-        wire = ResponsesWire(renderer, lambda: _keep(request, body, renderer, current))
+        wire = ResponsesWire(renderer, lambda whole: _keep(request, body, renderer, current, whole))
         return await stream_reply(request, wire, engine.events(plan, stream=True))
     try:
         renderer.feed(await engine.collect(plan))
     except UpstreamError as exc:
         raise ApiError(exc.status, exc.message, code=exc.code) from None
-    await _keep(request, body, renderer, current)
-    response = renderer.response(renderer.final_status())
-    return web.Response(
-        body=response.__pydantic_serializer__.to_json(response), content_type="application/json"
-    )
+    whole = renderer.response(renderer.final_status())
+    await _keep(request, body, renderer, current, whole)
+    return web.Response(body=whole, content_type="application/json")
 
 
 async def _keep(
-    request: web.Request, body: ResponsesRequest, renderer: ResponseRenderer, current: list[ChatMessage]
+    request: web.Request,
+    body: ResponsesRequest,
+    renderer: ResponseRenderer,
+    current: list[ChatMessage],
+    whole: bytes,
 ) -> None:
+    """Stores the response (unless `store: false`) with what a later turn needs of it."""
     if not body.store:
         return
-    record = StoredResponse(
-        response=renderer.response(renderer.final_status()).model_dump(mode="json"),
-        input_items=input_items(body),
-        messages=[m.model_dump(exclude_none=True) for m in current] + renderer.chat_messages(),
-        previous_response_id=body.previous_response_id,
-    )
+    messages = [*current, *renderer.chat_messages()]
+    record = encode_record(whole, input_items(body), messages, body.previous_response_id)
     await request.app[STORE].responses.put(tenant_of_caller(request), renderer.id, record)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
 
 from . import keys
 from .connection import translate_errors
@@ -23,13 +24,25 @@ class StoredResponse(BaseModel):
     previous_response_id: str | None = None
 
 
+def encode_record(
+    response: bytes, input_items: list[dict[str, Any]], messages: list[Any], previous_response_id: str | None
+) -> bytes:
+    """A StoredResponse as JSON, the response spliced in as it is serialised already (for its reply)."""
+    return (
+        b'{"response":' + response + b',"input_items":' + to_json(input_items)
+        + b',"messages":' + to_json(messages, exclude_none=True)
+        + b',"previous_response_id":' + to_json(previous_response_id) + b"}"
+    )  # fmt: skip
+
+
 class ResponseStore:
     def __init__(self, redis: aioredis.Redis, ttl: int) -> None:
         self._redis, self.ttl = redis, ttl
 
     @translate_errors
-    async def put(self, tenant: str | None, response_id: str, record: StoredResponse) -> None:
-        await self._redis.set(keys.response(tenant, response_id), record.model_dump_json(), ex=self.ttl)
+    async def put(self, tenant: str | None, response_id: str, record: bytes) -> None:
+        """`record`: a StoredResponse's JSON (`encode_record`)."""
+        await self._redis.set(keys.response(tenant, response_id), record, ex=self.ttl)
 
     @translate_errors
     async def get(self, tenant: str | None, response_id: str) -> StoredResponse:

@@ -72,9 +72,7 @@ def usage_of(data: object) -> Usage | None:
     """OpenAI-shaped usage from a reply's `usage` object."""
     if not isinstance(data, dict):
         return None
-    return Usage.model_construct(
-        **{k: int(data.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-    )
+    return Usage(**{k: int(data.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")})
 
 
 @dataclass

@@ -31,15 +31,18 @@ from ..protocol_responses import (
     OutputMessage,
     OutputReasoning,
     OutputText,
-    Reasoning,
     ReasoningText,
-    Response,
     ResponseError,
     ResponsesRequest,
     ResponseUsage,
 )
 
-StreamEvent = dict[str, Any]
+StreamEvent = bytes  # one server-sent event, ready to write
+
+
+EMPTY_TEXT = OutputText(text="")
+NO_REASONING = {"effort": None, "summary": None}
+TEXT_FORMAT = {"format": {"type": "text"}}
 
 
 def response_id() -> str:
@@ -72,64 +75,87 @@ class ResponseRenderer:
         self._pieces: list[str] = []
         self._calls: dict[int, tuple[int, OutputFunctionCall]] = {}  # engine index -> (output_index, item)
         self._arguments: dict[int, list[str]] = {}
+        self._echo = self._request_echo()
 
     # -- the Response object ---------------------------------------------------------------------------
-    def response(self, status: str = "completed", error: ResponseError | None = None) -> Response:
+    def _request_echo(self) -> bytes:
+        """The request's settings every Response repeats, serialised once (models in place, no dumps)."""
         r = self.request
-        incomplete = None
+        echo = {
+            "object": "response", "created_at": self.created_at, "background": False,
+            "instructions": r.instructions, "max_output_tokens": r.max_output_tokens, "model": self.model,
+            "parallel_tool_calls": r.parallel_tool_calls, "previous_response_id": r.previous_response_id,
+            "reasoning": NO_REASONING, "store": r.store, "temperature": r.temperature,
+            "text": r.text if r.text else TEXT_FORMAT, "tool_choice": r.tool_choice, "tools": r.tools or [],
+            "top_p": r.top_p, "truncation": "disabled", "user": r.user, "metadata": r.metadata or {},
+        }  # fmt: skip
+        return to_json(echo, by_alias=True)[1:-1]  # its keys, without the braces
+
+    def response(self, status: str = "completed", error: ResponseError | None = None) -> bytes:
+        """The Response object as JSON (the shape of protocol_responses.Response): this reply's own keys
+        serialised, the request's echo spliced in as made once (a hot path)."""
+        own: dict[str, Any] = {"id": self.id, "status": status, "error": error, "incomplete_details": None}
         if status == "incomplete":
             reason = "content_filter" if self.finish == "content_filter" else "max_output_tokens"
-            incomplete = IncompleteDetails(reason=reason)
-        text = r.text.model_dump(by_alias=True, exclude_none=True) if r.text else {"format": {"type": "text"}}
-        return Response.model_construct(
-            id=self.id, object="response", created_at=self.created_at, status=status, background=False,
-            error=error, incomplete_details=incomplete, instructions=r.instructions,
-            max_output_tokens=r.max_output_tokens, model=self.model,
-            output=list(self.items) if status != "in_progress" else [],
-            parallel_tool_calls=r.parallel_tool_calls, previous_response_id=r.previous_response_id,
-            reasoning=Reasoning(),
-            store=r.store, temperature=r.temperature, text=text,
-            tool_choice=r.tool_choice if isinstance(r.tool_choice, str) else r.tool_choice.model_dump(),
-            tools=[t.model_dump(exclude_none=False) for t in r.tools or []], top_p=r.top_p,
-            truncation="disabled", usage=response_usage(self.usage) if status != "in_progress" else None,
-            user=r.user, metadata=r.metadata or {},
-        )  # fmt: skip
+            own["incomplete_details"] = IncompleteDetails(reason=reason)
+        if status == "in_progress":
+            own["output"] = []
+        else:
+            own["output"], own["usage"] = self.items, response_usage(self.usage)
+        return to_json(own)[:-1] + b"," + self._echo + b"}"
 
     def final_status(self) -> str:
         return "incomplete" if self.finish in ("length", "content_filter") else "completed"
 
     # -- events ----------------------------------------------------------------------------------------
     def _event(self, kind: str, **fields: Any) -> StreamEvent:
-        event = {"type": kind, "sequence_number": self._sequence, **fields}
+        """The event as SSE bytes, named by its type as OpenAI sends them (models serialised in place)."""
+        data = to_json({"type": kind, "sequence_number": self._sequence, **fields})
         self._sequence += 1
-        return event
+        return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+
+    def _lifecycle(self, kind: str, response: bytes) -> StreamEvent:
+        """An event carrying the whole Response, spliced in as it is serialised already."""
+        head = to_json({"type": kind, "sequence_number": self._sequence})[:-1]
+        self._sequence += 1
+        return b"event: " + kind.encode() + b"\ndata: " + head + b',"response":' + response + b"}\n\n"
 
     def opening(self) -> list[StreamEvent]:
-        snapshot = self.response("in_progress").model_dump(mode="json", exclude_none=False)
-        return [self._event("response.created", response=snapshot),
-                self._event("response.in_progress", response=snapshot)]  # fmt: skip
+        snapshot = self.response("in_progress")
+        return [
+            self._lifecycle("response.created", snapshot),
+            self._lifecycle("response.in_progress", snapshot),
+        ]
 
-    def closing(self) -> list[StreamEvent]:
+    def closing(self, whole: bytes | None = None) -> list[StreamEvent]:
+        """The last event; `whole`: the final Response when it is serialised already (to be stored)."""
         status = self.final_status()
         kind = "response.completed" if status == "completed" else "response.incomplete"
-        return [self._event(kind, response=self.response(status).model_dump(mode="json"))]
+        return [self._lifecycle(kind, whole if whole is not None else self.response(status))]
 
     def failure(self, code: str, message: str) -> list[StreamEvent]:
         out = self._close_open()
-        failed = self.response("failed", ResponseError(code=code, message=message))
-        return [*out, self._event("response.failed", response=failed.model_dump(mode="json"))]
+        return [
+            *out,
+            self._lifecycle(
+                "response.failed", self.response("failed", ResponseError(code=code, message=message))
+            ),
+        ]
 
     def _add(self, item: OutputItem) -> tuple[int, list[StreamEvent]]:
         index = len(self.items)
         self.items.append(item)
         if not self.emit:
             return index, []
-        added = item.model_copy(update={"status": "in_progress"})
-        if isinstance(added, OutputMessage | OutputReasoning):
-            added.content = []
-        elif isinstance(added, OutputFunctionCall):
-            added.arguments = ""
-        return index, [self._event("response.output_item.added", output_index=index, item=added.model_dump())]
+        added: OutputItem
+        if isinstance(item, OutputFunctionCall):
+            added = OutputFunctionCall(
+                id=item.id, type="function_call", status="in_progress", call_id=item.call_id, name=item.name,
+                arguments="",
+            )  # fmt: skip
+        else:
+            added = type(item)(**{**item.__dict__, "status": "in_progress", "content": []})
+        return index, [self._event("response.output_item.added", output_index=index, item=added)]
 
     def _close_open(self) -> list[StreamEvent]:
         item, self._open = self._open, None
@@ -146,8 +172,8 @@ class ResponseRenderer:
             where = {"item_id": item.id, "output_index": index, "content_index": 0}
             return [
                 self._event("response.output_text.done", **where, text=text, logprobs=[]),
-                self._event("response.content_part.done", **where, part=part.model_dump()),
-                self._event("response.output_item.done", output_index=index, item=item.model_dump()),
+                self._event("response.content_part.done", **where, part=part),
+                self._event("response.output_item.done", output_index=index, item=item),
             ]
         item.content = [ReasoningText(text=text)]
         if not self.emit:
@@ -155,7 +181,7 @@ class ResponseRenderer:
         where = {"item_id": item.id, "output_index": index, "content_index": 0}
         return [
             self._event("response.reasoning_text.done", **where, text=text),
-            self._event("response.output_item.done", output_index=index, item=item.model_dump()),
+            self._event("response.output_item.done", output_index=index, item=item),
         ]
 
     def _write(self, kind: type[OutputMessage] | type[OutputReasoning], delta: str) -> list[StreamEvent]:
@@ -173,7 +199,7 @@ class ResponseRenderer:
             if self.emit and kind is OutputMessage:
                 out.append(self._event(
                     "response.content_part.added", item_id=item.id, output_index=index, content_index=0,
-                    part=OutputText(text="").model_dump(),
+                    part=EMPTY_TEXT,
                 ))  # fmt: skip
         self._pieces.append(delta)
         if self.emit:
@@ -193,7 +219,10 @@ class ResponseRenderer:
                 out += self._write(OutputReasoning, event.text)
             elif isinstance(event, ToolCallStart):
                 out += self._close_open()
-                call = OutputFunctionCall(id=item_id("fc"), call_id=event.id, name=event.name, arguments="")
+                call = OutputFunctionCall(
+                    id=item_id("fc"), type="function_call", status="completed", call_id=event.id, name=event.name,
+                    arguments="",
+                )  # fmt: skip
                 index, added = self._add(call)
                 self._calls[event.index], self._arguments[event.index] = (index, call), []
                 out += added
@@ -245,5 +274,4 @@ class ResponseRenderer:
 
 
 def sse(events: Iterable[StreamEvent]) -> bytes:
-    """Events as server-sent events, each named by its type as OpenAI sends them."""
-    return b"".join(b"event: " + e["type"].encode() + b"\ndata: " + to_json(e) + b"\n\n" for e in events)
+    return b"".join(events)

@@ -33,7 +33,8 @@ def input_messages(request: ResponsesRequest) -> list[ChatMessage]:
         if isinstance(item, MessageItem):
             out.append(ChatMessage(role=item.role, content=item.text()))
         elif isinstance(item, FunctionCallItem):
-            call = ToolCall(id=item.call_id, function=FunctionCall(name=item.name, arguments=item.arguments))
+            function = FunctionCall(name=item.name, arguments=item.arguments)
+            call = ToolCall(id=item.call_id, type="function", function=function)
             last = out[-1] if out else None
             if last is not None and last.role == "assistant":
                 last.tool_calls = [*(last.tool_calls or []), call]
@@ -75,7 +76,7 @@ def chat_request(
     """`earlier`: the stored conversation before this turn; `current`: this turn's input messages."""
     system = [ChatMessage(role="system", content=request.instructions)] if request.instructions else []
     tools = [
-        ToolDefinition(function=FunctionDefinition(
+        ToolDefinition(type="function", function=FunctionDefinition(
             name=t.name, description=t.description or "",
             parameters=t.parameters or {"type": "object", "properties": {}}, strict=t.strict,
         ))
