@@ -27,6 +27,10 @@ def main() -> None:
         litellm=not args.no_litellm,
     )
     results["chat"] = asyncio.run(chat.run(chat_args))
+    responses_args = argparse.Namespace(**{**vars(chat_args), "litellm": False, "responses": True,
+                                           "rounds": 1 if quick else 3})  # fmt: skip
+    results["responses"] = asyncio.run(chat.run(responses_args))
+    results["responses"]["vs_chat"] = chat.responses_table(results["responses"])
     node_args = argparse.Namespace(
         creates=5 if quick else 10,
         seconds=3.0 if quick else 5.0,
@@ -39,6 +43,7 @@ def main() -> None:
 
     print("\n== chat completions (emulated tool call), one worker, loopback ==")
     chat.print_table(results["chat"], chat_args.concurrency)
+    chat.print_responses_table(results["responses"]["vs_chat"], chat_args.concurrency)
     print("\n== tool manager and nodes ==")
     manager_nodes.print_table(results["manager_nodes"], node_args.concurrency)
     print("\n== knowledge ==")

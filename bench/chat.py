@@ -198,7 +198,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 {"model": "m", "messages": MESSAGES, "tools": TOOLS},
                 True,
             )
-        if args.responses:  # the Responses API beside chat completions, same server, same upstream
+        if getattr(
+            args, "responses", False
+        ):  # the Responses API beside chat completions, same server, same upstream
             port = assistant_ports[None]
             body = {"model": "m", "input": MESSAGES[0]["content"], "tools": RESPONSES_TOOLS}
             url = f"http://127.0.0.1:{port}/v1/responses"
