@@ -31,7 +31,8 @@ def local_assistant(assistant_factory) -> ServiceProcess:
 
 def test_local_model_answers_and_streams(local_assistant: ServiceProcess) -> None:
     client = openai.OpenAI(base_url=local_assistant.url + "/v1", api_key="unused", max_retries=0, timeout=120)
-    assert [m.id for m in client.models.list().data] == ["smollm2"]
+    served = {m.id: m.owned_by for m in client.models.list().data}
+    assert served == {"smollm2": "local", "all-MiniLM-L6-v2": "embeddings"}  # the model file, the embedder
     question = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
     reply = client.chat.completions.create(model="smollm2", messages=question, temperature=0, max_tokens=20)
     assert "Paris" in reply.choices[0].message.content
