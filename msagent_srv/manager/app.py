@@ -18,7 +18,7 @@ from ..web.auth import API_KEYS, KeyChecker, auth_middleware, auth_required
 from ..web.envelopes import render_legacy
 from ..web.known_errors import KNOWN_ERRORS
 from ..web.middleware import error_middleware
-from . import openapi
+from . import openapi, upkeep
 from .errors import TenantAtNodeCap, UnknownToolName, UnsafeOnThisRuntime
 from .keys import METRICS, NODES, SETTINGS
 from .metrics import ManagerMetrics
@@ -89,11 +89,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
 
             metrics.refreshers.append(count_nodes)
             try:
-                counts = await nodes.reconcile()
+                counts = await upkeep.reconcile(nodes)
                 log.info("reconciled nodes", extra={"runtime": node_runtime.name, **counts})
             except Exception as exc:  # Redis down at start: serve 503s until it is back
                 log.warning("reconciliation skipped: %s", exc)
-            monitor = asyncio.create_task(nodes.monitor(settings.monitor_interval), name="node monitor")
+            monitor = asyncio.create_task(
+                upkeep.monitor(nodes, settings.monitor_interval), name="node monitor"
+            )
             stack.push_async_callback(_cancelled, monitor)
             yield
 

@@ -1,5 +1,5 @@
-"""Node lifecycle: create, watch, remove and reconcile tool nodes. The registry in Redis is the truth;
-the runtime is brought in line with it."""
+"""Node lifecycle: create, check, remove and call tool nodes. The registry in Redis is the truth; upkeep.py
+brings the runtime in line with it after a restart and while the manager runs."""
 
 from __future__ import annotations
 
@@ -43,6 +43,13 @@ def tool_endpoints() -> dict[str, str]:
 
 
 UNSAFE_TOOLS_SETTING = "MSAGENT_PROCESS_RUNTIME_UNSAFE_TOOLS"
+
+
+def known_tool(tool_name: str) -> type[Tool] | None:
+    try:
+        return tool_class(tool_name)
+    except UnknownTool:
+        return None
 
 
 def unsafe_tools_allowed(setting: str, tool_name: str) -> bool:
@@ -241,10 +248,10 @@ class NodeManager:
         """The record, after checking that a node marked running still runs."""
         record = await self.store.tools.get(tenant_id, tool_name)
         if record.status is ToolStatus.running:
-            record = await self._check_alive(record)
+            record = await self.check_alive(record)
         return record
 
-    async def _check_alive(self, record: ToolInstance) -> ToolInstance:
+    async def check_alive(self, record: ToolInstance) -> ToolInstance:
         if not record.container_id:
             return record
         state = await self.runtime.state(record.container_id)
@@ -322,95 +329,18 @@ class NodeManager:
             except (NotFound, Conflict):
                 pass
 
-    # -- reconciliation -------------------------------------------------------------------------------
-    async def reconcile(self) -> dict[str, int]:
-        """Bring Redis and the runtime in line after a (re)start: adopt nodes that run, mark vanished ones
-        exited, remove containers nobody owns. Returns counts for the log."""
-        counts = {"adopted": 0, "exited": 0, "orphans_removed": 0, "ports_reclaimed": 0}
-        nodes = {(n.tenant_id, n.tool_name): n for n in await self.runtime.nodes(self.namespace)}
-        for record in await self.store.tools.all():
-            key = (record.tenant_id, record.tool_name)
-            node = nodes.pop(key, None)
-            if record.status not in LIVE:
-                if node is not None:
-                    await self.runtime.stop(node.node_id)
-                continue
-            if node is None or not node.running or node.node_id != record.container_id:
-                if node is not None:
-                    await self.runtime.stop(node.node_id)
-                if record.port is not None:
-                    await self.store.ports.release(record.port, port_owner(*key))
-                await self.store.tools.transition(
-                    *key, allowed_from=LIVE, status=ToolStatus.exited, error="node gone after manager restart"
-                )
-                counts["exited"] += 1
-                continue
-            counts["adopted"] += 1
-            if record.status is ToolStatus.pending and key not in self._launches:
-                spec = NodeSpec(
-                    record.tool_name,
-                    record.tenant_id,
-                    record.image,
-                    node.port,
-                    record.node_token,
-                    namespace=self.namespace,
-                    allow_private_urls=self.allow_private_urls,
-                    network=self.network_for(self._known_tool(record.tool_name)),
-                    endpoints=tool_endpoints(),
-                )
-                self._spawn_launch(spec, node.node_id)
-        for node in nodes.values():  # labelled ours, but no record claims it
-            await self.runtime.stop(node.node_id)
-            counts["orphans_removed"] += 1
-        counts["ports_reclaimed"] = await self._reclaim_ports()
-        return counts
+    # -- for upkeep (reconcile after a restart, the liveness sweep) ---------------------------------------
+    def launching(self, tenant_id: str, tool_name: str) -> bool:
+        return (tenant_id, tool_name) in self._launches
 
-    @staticmethod
-    def _known_tool(tool_name: str) -> type[Tool] | None:
-        try:
-            return tool_class(tool_name)
-        except UnknownTool:
-            return None
-
-    async def _reclaim_ports(self) -> int:
-        """Release ports whose owner no longer holds them: a manager that died between allocating a port and
-        recording it would otherwise leak the port for good."""
-        records = {port_owner(r.tenant_id, r.tool_name): r for r in await self.store.tools.all()}
-        reclaimed = 0
-        for port, owner in (await self.store.ports.owners()).items():
-            record = records.get(owner)
-            held = record is not None and record.status in LIVE and record.port in (None, port)
-            if not held:
-                reclaimed += await self.store.ports.release(port, owner)
-        return reclaimed
-
-    async def sweep(self) -> None:
-        """One liveness pass: notice dead nodes, remove idle ones."""
-        now = time.time()
-        for record in await self.store.tools.all():
-            if record.status is not ToolStatus.running:
-                continue
-            record = await self._check_alive(record)
-            if (
-                self.idle_timeout
-                and record.status is ToolStatus.running
-                and now - record.last_used_at > self.idle_timeout
-            ):
-                log.info("removing idle node", extra={"tool": record.tool_name, "tenant": record.tenant_id})
-                try:
-                    await self.remove(record.tenant_id, record.tool_name)
-                except NotFound:
-                    pass
-
-    async def monitor(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.sweep()
-            except StoreError as exc:  # Redis away: say so, without a traceback every sweep
-                log.warning("node sweep skipped: %s", exc)
-            except Exception:  # a failed sweep must not end the monitor
-                log.exception("node sweep failed")
+    def resume_launch(self, record: ToolInstance, node_id: str, port: int) -> None:
+        """Watch the start-up of a node this manager adopted while it was still pending."""
+        spec = NodeSpec(
+            record.tool_name, record.tenant_id, record.image, port, record.node_token,
+            namespace=self.namespace, allow_private_urls=self.allow_private_urls,
+            network=self.network_for(known_tool(record.tool_name)), endpoints=tool_endpoints(),
+        )  # fmt: skip
+        self._spawn_launch(spec, node_id)
 
     async def close(self) -> None:
         tasks = list(self._launches.values())
