@@ -15,6 +15,7 @@ from pydantic_core import to_json
 from yarl import URL
 
 from .. import netguard
+from ..web.bounded import read_bounded
 from ..web.errors import ApiError
 from .schemas import (
     ExecuteOpenApiRequest,
@@ -105,20 +106,6 @@ def _guard_refusal(exc: BaseException) -> BaseException | None:
     return None
 
 
-async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    too_large = ApiError(
-        502, f"the API's reply is larger than {limit / (1 << 20):g} MB", code="upstream_reply_too_large"
-    )
-    if response.content_length is not None and response.content_length > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(1 << 16):
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
-
-
 def _decode(raw: bytes, response: aiohttp.ClientResponse) -> Any:
     """The reply as JSON when it is JSON, else as text."""
     text = raw.decode(response.get_encoding() if response.charset else "utf-8", errors="replace")
@@ -155,7 +142,11 @@ async def call_operation(
     try:
         async with guard.session(timeout=client_timeout, cookie_jar=aiohttp.DummyCookieJar()) as session:
             async with session.request(method, url, headers=headers, **kwargs) as response:
-                raw = await _read_bounded(response, MAX_REPLY_BYTES)
+                too_large = ApiError(
+                    502, f"the API's reply is larger than {MAX_REPLY_BYTES / (1 << 20):g} MB",
+                    code="upstream_reply_too_large",
+                )  # fmt: skip
+                raw = await read_bounded(response, MAX_REPLY_BYTES, too_large)
                 output = _decode(raw, response)
                 status = response.status
     except asyncio.TimeoutError:

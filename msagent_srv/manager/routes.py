@@ -12,6 +12,7 @@ from ..node.schemas import NODE_TOKEN_HEADER
 from ..store import NotFound, ToolInstance, ToolStatus
 from ..web.auth import scope
 from ..web.bodies import read_model, validation_error
+from ..web.bounded import read_bounded
 from ..web.envelopes import envelope
 from ..web.errors import ApiError
 from .keys import METRICS, NODES
@@ -78,24 +79,6 @@ async def list_tools(request: web.Request) -> web.Response:
     return envelope(request, output.model_dump(mode="json"))
 
 
-async def _read_bounded(response: aiohttp.ClientResponse, limit: int, tool_name: str) -> bytes:
-    """The node's reply body, refused (502) past `limit` bytes: on its declared length before reading, else
-    as soon as what arrived passes it. Leaving the `async with` unread closes the connection."""
-    too_large = ApiError(
-        502,
-        f"tool {tool_name}: node reply larger than {limit / (1 << 20):g} MB (MSAGENT_NODE_MAX_REPLY_MB)",
-        code="node_reply_too_large",
-    )
-    if response.content_length is not None and response.content_length > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(1 << 16):
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
-
-
 async def _call_node(
     request: web.Request, record: ToolInstance, method: str, path: str, payload: object = None
 ) -> object:
@@ -106,7 +89,12 @@ async def _call_node(
         async with nodes.request(
             nodes.endpoint_of(record), method, path, json=payload, headers=headers, timeout=timeout
         ) as response:
-            raw = await _read_bounded(response, nodes.max_reply_bytes, record.tool_name)
+            limit = nodes.max_reply_bytes
+            too_large = ApiError(
+                502, f"tool {record.tool_name}: node reply larger than {limit / (1 << 20):g} MB (MSAGENT_NODE_MAX_REPLY_MB)",
+                code="node_reply_too_large",
+            )  # fmt: skip
+            raw = await read_bounded(response, limit, too_large)
     except asyncio.TimeoutError:
         raise ApiError(
             504, f"tool {record.tool_name}: node did not answer in time", code="node_timeout"

@@ -21,8 +21,15 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from ...netguard import InvalidUrl, NetGuard, origin
-from .http1 import _MAX_BODY, MAX_EVENT_LINE, Http1Client, HttpReplyTooLarge, split_lines
+from ...netguard import InvalidUrl, origin
+from .http1 import (
+    _MAX_BODY,
+    MAX_EVENT_LINE,
+    Http1Client,
+    HttpReplyTooLarge,
+    UpstreamClientOptions,
+    split_lines,
+)
 
 _READ_BUFSIZE = 1 << 19  # aiohttp pauses the socket at twice this much unread data (http1: 1 MiB)
 
@@ -121,23 +128,12 @@ class AiohttpPool:
         """The session's connector owns the connections; they close with the client."""
 
 
-class AiohttpClient:
+class AiohttpClient(UpstreamClientOptions):
     """One aiohttp session for the model calls of one application, with Http1Client's interface."""
 
-    def __init__(
-        self,
-        *,
-        limit_per_origin: int = 256,
-        connect_timeout: float = 10.0,
-        keepalive: float = 30.0,
-        max_origins: int = 64,
-        public_only: bool = False,
-        guard: NetGuard | None = None,
-    ) -> None:
-        """`guard`: connect only where it allows (for upstreams a caller named); `public_only`: a guard
-        that allows public addresses only."""
-        self.guard = guard if guard is not None else (NetGuard() if public_only else None)
-        self.connect_timeout, self.max_origins = connect_timeout, max_origins
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        limit_per_origin, keepalive = self.limit, self.keepalive
         options = {
             "limit": limit_per_origin * 4,
             "limit_per_host": limit_per_origin,
@@ -154,7 +150,7 @@ class AiohttpClient:
             auto_decompress=False,
             trust_env=False,
             read_bufsize=_READ_BUFSIZE,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
         )
         self._pools: dict[tuple[str, str, int], AiohttpPool] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}

@@ -21,6 +21,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from ...netguard import InvalidUrl, NetGuard, PrivateAddressRefused, origin
@@ -427,8 +428,8 @@ class Http1Pool:
             self._idle.pop().close()
 
 
-class Http1Client:
-    """The pools of one application, one per origin, like a client session."""
+class UpstreamClientOptions:
+    """What every client for model calls is configured with (Http1Client, aiohttp_pool.AiohttpClient)."""
 
     def __init__(
         self,
@@ -445,6 +446,13 @@ class Http1Client:
         self.guard = guard if guard is not None else (NetGuard() if public_only else None)
         self.limit, self.connect_timeout, self.keepalive = limit_per_origin, connect_timeout, keepalive
         self.max_origins = max_origins  # agents may name their own api_base: keep the pool count bounded
+
+
+class Http1Client(UpstreamClientOptions):
+    """The pools of one application, one per origin, like a client session."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self._pools: dict[tuple[bool, str, int], Http1Pool] = {}
 
     def endpoint(self, url: str) -> tuple[Http1Pool, str]:
