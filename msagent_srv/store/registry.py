@@ -190,12 +190,7 @@ class ToolRegistry:
             keys=[keys.tenant_tools(tenant_id)],
             args=[tool_name, json.dumps(patch), repr(time.time()), *_statuses(allowed_from)],
         )
-        if result[0] == -1:
-            raise NotFound(f"tool {tool_name!r} not found for tenant {tenant_id!r}")
-        record = ToolInstance.model_validate_json(result[1])
-        if result[0] == 0:
-            raise Conflict(f"tool {tool_name!r} is {record.status.value}")
-        return record
+        return _outcome(result, tenant_id, tool_name)
 
     @translate_errors
     async def delete(
@@ -204,9 +199,14 @@ class ToolRegistry:
         result = await self._delete(
             keys=[keys.tenant_tools(tenant_id)], args=[tool_name, *_statuses(allowed_from)]
         )
-        if result[0] == -1:
-            raise NotFound(f"tool {tool_name!r} not found for tenant {tenant_id!r}")
-        record = ToolInstance.model_validate_json(result[1])
-        if result[0] == 0:
-            raise Conflict(f"tool {tool_name!r} is {record.status.value}")
-        return record
+        return _outcome(result, tenant_id, tool_name)
+
+
+def _outcome(result: list, tenant_id: str, tool_name: str) -> ToolInstance:
+    """A guarded script's answer: [1, record] done; [0, record] its status refused it; [-1] no record."""
+    if result[0] == -1:
+        raise NotFound(f"tool {tool_name!r} not found for tenant {tenant_id!r}")
+    record = ToolInstance.model_validate_json(result[1])
+    if result[0] == 0:
+        raise Conflict(f"tool {tool_name!r} is {record.status.value}")
+    return record
