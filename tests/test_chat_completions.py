@@ -28,6 +28,12 @@ RENEW_LEGACY = {
 }
 
 
+@pytest.fixture
+def assistant(module_assistant: ServiceProcess) -> ServiceProcess:
+    """This module's tests change nothing of the server's own state: one server serves them all."""
+    return module_assistant
+
+
 def client(assistant: ServiceProcess, key: str = "sk-user-key") -> openai.OpenAI:
     return openai.OpenAI(base_url=assistant.url + "/v1", api_key=key, max_retries=0, timeout=30)
 

@@ -92,8 +92,8 @@ async def _stream(
             if sse
             else Event("delta", {"text": f"\n[error: {exc.message}]"})
         )
-    except ConnectionResetError:
-        await events.aclose()  # the client left: stop the model
-        raise
+    except ConnectionResetError:  # the client left: stop the model; nothing is left to say
+        await events.aclose()
+        return response
     await response.write_eof()
     return response

@@ -49,8 +49,11 @@ async def stream_reply(request: web.Request, wire: Wire, batches: AsyncIterator[
                 await response.write(wire.batch(batch))
     except UpstreamError as exc:
         await response.write(wire.failure(exc))
-    except (ConnectionResetError, asyncio.CancelledError):
-        await batches.aclose()  # client gone: close the upstream request
+    except ConnectionResetError:  # the caller hung up: close the upstream request; nothing is left to say
+        await batches.aclose()
+        return response
+    except asyncio.CancelledError:
+        await batches.aclose()
         raise
     else:
         await wire.complete()
